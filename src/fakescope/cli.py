@@ -1,0 +1,196 @@
+"""`fakescope` command line: a thin layer over the Python API."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import FakescopeError
+from .results import EXIT_USAGE, FileResult, ScanReport
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Find face forgeries (deepfakes) in images and videos.",
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def scan(
+    paths: List[Path] = typer.Argument(..., help="Images, videos or folders (searched recursively)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Shipped model name or checkpoint file (see `fakescope models`)."),
+    frames: int = typer.Option(32, "--frames", "-n", min=1, max=1024, help="Frames sampled evenly over each video."),
+    crops: bool = typer.Option(False, "--crops", help="Inputs are already-cropped faces: skip face detection."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full result as JSON."),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per face as CSV."),
+    heatmap: Optional[Path] = typer.Option(None, "--heatmap", help="Write each face crop with its evidence map as PNG here."),
+    aggregation: str = typer.Option("max_track_mean", help="Video score policy: max_track_mean, mean, confident, fraction_above."),
+    threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="P(fake) at or above which the verdict is FAKE."),
+    device: str = typer.Option("auto", help="cpu, cuda, cuda:1 ... or auto."),
+    batch_size: int = typer.Option(32, min=1, help="Faces per model batch."),
+    min_face: int = typer.Option(40, "--min-face", min=1, help="Smallest face side in pixels to score."),
+    max_file_mb: float = typer.Option(4096.0, min=0.0, help="Refuse files larger than this."),
+    max_megapixels: float = typer.Option(50.0, min=0.0, help="Refuse images or video frames larger than this."),
+    max_duration: float = typer.Option(3600.0, min=0.0, help="Refuse videos longer than this many seconds."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the summary table."),
+) -> None:
+    """Score every face in images and videos; a verdict per face track, frame and file."""
+    from .media import MediaLimits
+    from .models.zoo import DEFAULT_MODEL
+    from .scanner import Scanner, ScanSettings
+
+    settings = ScanSettings(
+        model=model or DEFAULT_MODEL, frames=frames, crops=crops, aggregation=aggregation, threshold=threshold,
+        device=device, batch_size=batch_size, min_face_size=min_face,
+        heatmap_dir=str(heatmap) if heatmap else None,
+        limits=MediaLimits(max_file_mb=max_file_mb, max_pixels=int(max_megapixels * 1e6), max_duration_s=max_duration),
+    )
+    try:
+        scanner = Scanner(settings)
+    except FakescopeError as exc:
+        _fail(exc.message)
+
+    show_progress = not quiet and err.is_terminal
+    with Progress(
+        TextColumn("[bold]scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.description}"), console=err, transient=True, disable=not show_progress,
+    ) as progress:
+        task = progress.add_task("", total=None)
+        report = scanner.scan(
+            paths,
+            on_files_found=lambda n: progress.update(task, total=n),
+            on_file_done=lambda r: progress.update(task, advance=1, description=Path(r.path).name),
+        )
+    if len(report.results) == 1 and not quiet:
+        _print_single(report.results[0])
+    else:
+        _print_summary(report)
+    if json_path:
+        report.write_json(json_path)
+        err.print(f"wrote {json_path}", highlight=False)
+    if csv_path:
+        report.write_csv(csv_path)
+        err.print(f"wrote {csv_path}", highlight=False)
+    raise typer.Exit(report.exit_code)
+
+
+def _verdict_text(result: FileResult) -> str:
+    if result.verdict == "fake":
+        return "[bold red]FAKE[/bold red]"
+    if result.verdict == "real":
+        return "[bold green]REAL[/bold green]"
+    return f"[yellow]{result.status}[/yellow]"
+
+
+def _print_single(result: FileResult) -> None:
+    if not result.ok:
+        out.print(f"{result.path}: {_verdict_text(result)}  {result.message or ''}", highlight=False)
+        return
+    out.print(
+        f"{result.path}: {_verdict_text(result)}  P(fake) = {result.score:.3f}   "
+        f"{result.frames_analysed} frame(s) analysed, {result.faces_found} face(s), "
+        f"{len(result.tracks)} track(s), {result.seconds:.2f} s",
+        highlight=False,
+    )
+    table = Table(show_edge=False)
+    for column in ("track", "P(fake)", "faces", "frames", "voted"):
+        table.add_column(column, justify="right" if column != "voted" else "left")
+    for t in result.tracks:
+        table.add_row(str(t.track), f"{t.score:.3f}", str(t.faces), f"{t.first_frame}-{t.last_frame}",
+                      "yes" if t.used_for_verdict else "no (seen in few frames)")
+    out.print(table)
+
+
+def _print_summary(report: ScanReport) -> None:
+    table = Table(show_edge=False)
+    for column in ("file", "verdict", "P(fake)", "frames", "faces", "tracks", "seconds", "message"):
+        table.add_column(column, overflow="fold")
+    for r in report.results:
+        table.add_row(
+            r.path, _verdict_text(r), "" if r.score is None else f"{r.score:.3f}", str(r.frames_analysed),
+            str(r.faces_found), str(len(r.tracks)), f"{r.seconds:.2f}", "" if r.ok else (r.message or ""),
+        )
+    out.print(table)
+    counts: dict[str, int] = {}
+    for r in report.results:
+        key = r.verdict or r.status
+        counts[key] = counts.get(key, 0) + 1
+    out.print(", ".join(f"{n} {k}" for k, n in sorted(counts.items())), highlight=False)
+
+
+@app.command()
+def models(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """List registered detector architectures and the models shipped with fakescope."""
+    from .models import MODELS, build_model
+    from .models.zoo import DEFAULT_MODEL, zoo_entries
+
+    archs = []
+    for name, cls in MODELS.items():
+        net = build_model(name)
+        archs.append({
+            "name": name, "parameters": sum(p.numel() for p in net.parameters()),
+            "input_size": cls.default_preprocess.input_size, "summary": (cls.__doc__ or "").strip().splitlines()[0],
+        })
+    shipped = [{"name": n, "default": n == DEFAULT_MODEL, **e} for n, e in zoo_entries().items()]
+    if as_json:
+        out.print_json(json.dumps({"architectures": archs, "shipped": shipped}))
+        return
+    table = Table(title="architectures", show_edge=False)
+    for column in ("name", "parameters", "input", "summary"):
+        table.add_column(column)
+    for a in archs:
+        table.add_row(a["name"], f"{a['parameters']:,}", str(a["input_size"]), a["summary"])
+    out.print(table)
+    table = Table(title="shipped models (--model NAME)", show_edge=False)
+    for column in ("name", "arch", "trained on", "licence", "sha256"):
+        table.add_column(column, overflow="fold")
+    for s in shipped:
+        table.add_row(s["name"] + (" (default)" if s["default"] else ""), s["arch"], s["trained_on"], s["license"], s["sha256"][:12])
+    out.print(table)
+
+
+@app.command("import-weights")
+def import_weights(
+    family: str = typer.Argument(..., help="Which published weights: mesonet."),
+    source: Path = typer.Argument(..., help="The published weights file."),
+    arch: str = typer.Option(..., "--arch", help="mesonet: meso4 or mesoinception4."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write the fakescope checkpoint."),
+) -> None:
+    """Convert published weights into a fakescope checkpoint (with its preprocessing)."""
+    from .importers import IMPORTERS
+
+    try:
+        importer = IMPORTERS.get(family)
+        sha256 = importer(source, arch, output)
+    except FakescopeError as exc:
+        _fail(exc.message)
+    out.print(f"wrote {output} (sha256 {sha256})", highlight=False, soft_wrap=True)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except FakescopeError as exc:
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""Detector architectures; importing this package registers them all."""
+from . import mesonet  # noqa: F401  (registers meso4, mesoinception4)
+from .base import MODELS, DetectorModel, LoadedDetector, PreprocessSpec, build_model, load_checkpoint, save_checkpoint
+
+__all__ = ["MODELS", "DetectorModel", "LoadedDetector", "PreprocessSpec", "build_model", "load_checkpoint", "save_checkpoint"]

@@ -1,0 +1,123 @@
+"""The detector contract and fakescope checkpoints.
+
+A detector model is an `nn.Module` whose forward returns a dict:
+  "logits":   (B,) fake logit; P(fake) = sigmoid(logit), whatever the paper's convention
+  "mask":     optional (B, 1, H, W) forgery-mask logits, for models with a mask head
+  "features": optional (B, D) embedding
+Preprocessing travels with the weights (`PreprocessSpec`), so inference crops and
+normalises faces exactly as the model was trained.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, Field
+from torch import nn
+
+from ..errors import ModelLoadError
+from ..registry import Registry
+
+CHECKPOINT_FORMAT = "fakescope-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class PreprocessSpec(BaseModel):
+    """How a face must be prepared for a model."""
+
+    input_size: int = Field(256, gt=0)
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)  # applied to RGB scaled to [0, 1]
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    margin: float = Field(1.3, ge=1.0)  # crop side = margin x the longer face-box side
+    face_detector: str = "mtcnn"
+
+
+class DetectorModel(nn.Module):
+    """Base class every registered detector derives from."""
+
+    #: default preprocessing for freshly built (untrained) models of this class
+    default_preprocess = PreprocessSpec()
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def cam_layer(self) -> nn.Module:
+        """The layer whose activations Grad-CAM explains (the last spatial feature map)."""
+        raise NotImplementedError
+
+
+MODELS: Registry[type[DetectorModel]] = Registry("detector architecture")
+
+
+def build_model(arch: str, **kwargs: Any) -> DetectorModel:
+    return MODELS.get(arch)(**kwargs)
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: DetectorModel,
+    arch: str,
+    preprocess: PreprocessSpec,
+    provenance: dict[str, Any] | None = None,
+    arch_kwargs: dict[str, Any] | None = None,
+) -> str:
+    """Write a self-describing checkpoint; returns its sha256."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "arch": arch,
+        "arch_kwargs": arch_kwargs or {},
+        "preprocess": preprocess.model_dump(),
+        "provenance": provenance or {},
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+    }
+    torch.save(payload, path)
+    return sha256_of(path)
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class LoadedDetector:
+    """A model with its preprocessing and where it came from."""
+
+    def __init__(self, model: DetectorModel, arch: str, preprocess: PreprocessSpec, provenance: dict, name: str):
+        self.model = model.eval()
+        self.arch = arch
+        self.preprocess = preprocess
+        self.provenance = provenance
+        self.name = name
+
+
+def load_checkpoint(path: str | Path, expected_sha256: str | None = None) -> LoadedDetector:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"checkpoint {path} does not exist")
+    if expected_sha256 is not None:
+        actual = sha256_of(path)
+        if actual != expected_sha256:
+            raise ModelLoadError(f"{path}: sha256 {actual} does not match the expected {expected_sha256}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelLoadError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ModelLoadError(
+            f"{path}: not a fakescope checkpoint (convert published weights with `fakescope import-weights`)"
+        )
+    model = build_model(payload["arch"], **payload.get("arch_kwargs", {}))
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise ModelLoadError(f"{path}: weights do not fit architecture {payload['arch']!r}: {exc}") from None
+    preprocess = PreprocessSpec(**payload["preprocess"])
+    return LoadedDetector(model, payload["arch"], preprocess, payload.get("provenance", {}), name=path.name)

@@ -1,0 +1,150 @@
+"""Typed scan results; `to_dict()` gives the JSON the CLI writes."""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+# Exit codes of `fakescope scan` (README documents them).
+EXIT_ALL_SCORED = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NOTHING_SCORED = 3
+
+
+@dataclass
+class FaceResult:
+    """One face in one sampled frame."""
+
+    frame_index: int
+    timestamp: float
+    track: int
+    box: list[float]  # x1, y1, x2, y2 in frame pixels
+    landmarks: Optional[list[list[float]]]  # 5 points (eyes, nose, mouth corners), or None
+    detector_confidence: float
+    score: float  # P(fake)
+    heatmap: Optional[str] = None  # PNG written with --heatmap
+
+
+@dataclass
+class FrameResult:
+    """One sampled frame: its score is that of its most suspicious face."""
+
+    frame_index: int
+    timestamp: float
+    faces: int
+    score: Optional[float]
+
+
+@dataclass
+class TrackResult:
+    """One person: faces linked across frames."""
+
+    track: int
+    score: float  # mean P(fake) over the track's faces
+    faces: int
+    first_frame: int
+    last_frame: int
+    used_for_verdict: bool  # tracks seen in too few frames are reported but not voted
+
+
+@dataclass
+class FileResult:
+    path: str
+    status: str  # "ok" or an error code from fakescope.errors.STATUS_CODES
+    message: Optional[str] = None
+    kind: Optional[str] = None  # "image" | "video"
+    score: Optional[float] = None  # P(fake) of the file, None when nothing was scored
+    verdict: Optional[str] = None  # "fake" | "real" | None
+    frames_analysed: int = 0
+    faces_found: int = 0
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    media: dict[str, Any] = field(default_factory=dict)
+    tracks: list[TrackResult] = field(default_factory=list)
+    frames: list[FrameResult] = field(default_factory=list)
+    faces: list[FaceResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ScanReport:
+    results: list[FileResult]
+    model: dict[str, Any]
+    settings: dict[str, Any]
+    version: str
+
+    # Convenience for the common one-file case: scan("clip.mp4").score
+    @property
+    def score(self) -> Optional[float]:
+        return self._single().score
+
+    @property
+    def verdict(self) -> Optional[str]:
+        return self._single().verdict
+
+    def _single(self) -> FileResult:
+        if len(self.results) != 1:
+            raise ValueError(f"this report holds {len(self.results)} files; use .results")
+        return self.results[0]
+
+    def __iter__(self):
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    @property
+    def exit_code(self) -> int:
+        scored = sum(r.ok for r in self.results)
+        if scored == len(self.results) and scored > 0:
+            return EXIT_ALL_SCORED
+        return EXIT_SOME_FAILED if scored else EXIT_NOTHING_SCORED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fakescope_version": self.version,
+            "model": self.model,
+            "settings": self.settings,
+            "results": [r.to_dict() for r in self.results],
+        }
+
+    def write_json(self, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+
+    CSV_COLUMNS = [
+        "path", "status", "message", "kind", "file_score", "verdict", "frames_analysed",
+        "frame_index", "timestamp", "track", "face_score", "detector_confidence",
+        "x1", "y1", "x2", "y2", "landmarks",
+    ]
+
+    def write_csv(self, path: str | Path) -> None:
+        """One row per scored face; a file with no face gets one row with its status."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.CSV_COLUMNS)
+            writer.writeheader()
+            for r in self.results:
+                base = {
+                    "path": r.path, "status": r.status, "message": r.message or "", "kind": r.kind or "",
+                    "file_score": "" if r.score is None else f"{r.score:.6f}", "verdict": r.verdict or "",
+                    "frames_analysed": r.frames_analysed,
+                }
+                if not r.faces:
+                    writer.writerow(base)
+                for f in r.faces:
+                    writer.writerow({
+                        **base, "frame_index": f.frame_index, "timestamp": f"{f.timestamp:.3f}", "track": f.track,
+                        "face_score": f"{f.score:.6f}", "detector_confidence": f"{f.detector_confidence:.4f}",
+                        "x1": f"{f.box[0]:.1f}", "y1": f"{f.box[1]:.1f}", "x2": f"{f.box[2]:.1f}", "y2": f"{f.box[3]:.1f}",
+                        "landmarks": json.dumps(f.landmarks) if f.landmarks else "",
+                    })

@@ -1,0 +1,257 @@
+"""The main job: media -> faces -> detector -> aggregate -> ScanResult.
+
+One `Scanner` owns the whole path; the CLI and the Python API call it. Every
+failure of one input becomes a `FileResult` status, and the scan goes on.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from . import __version__
+from .aggregate import AGGREGATORS
+from .errors import FakescopeError, MediaError
+from .faces import FACE_DETECTORS, Face, crop_face, link_tracks
+from .media import MEDIA_EXTENSIONS, Frame, MediaLimits, load_media
+from .models.base import LoadedDetector
+from .models.zoo import DEFAULT_MODEL, load_detector
+from .results import FaceResult, FileResult, FrameResult, ScanReport, TrackResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ScanSettings:
+    model: str = DEFAULT_MODEL
+    frames: int = 32
+    crops: bool = False  # inputs are already-cropped faces: no face detection
+    aggregation: str = "max_track_mean"
+    threshold: float = 0.5
+    device: str = "auto"
+    batch_size: int = 32
+    min_face_size: int = 40  # pixels, in the original frame
+    detection_max_side: int = 640  # frames are downscaled to this for face detection
+    min_track_fraction: float = 0.25  # shorter tracks (vs the longest) are reported, not voted
+    heatmap_dir: Optional[str] = None
+    limits: MediaLimits = field(default_factory=MediaLimits)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def expand_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, Optional[FileResult]]]:
+    """Files to scan, folders searched recursively for media; a path that yields
+    nothing gets a ready failure result instead."""
+    expanded: list[tuple[Path, Optional[FileResult]]] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_EXTENSIONS)
+            if not found:
+                message = f"{path}: folder holds no image or video files ({', '.join(sorted(MEDIA_EXTENSIONS))})"
+                expanded.append((path, FileResult(path=str(path), status="no_media", message=message)))
+            expanded.extend((p, None) for p in found)
+        else:
+            expanded.append((path, None))
+    return expanded
+
+
+class Scanner:
+    def __init__(self, settings: ScanSettings | None = None, detector: LoadedDetector | None = None):
+        self.settings = settings or ScanSettings()
+        self.device = resolve_device(self.settings.device)
+        AGGREGATORS.get(self.settings.aggregation)  # fail early on a typo
+        self.detector = detector or load_detector(self.settings.model)
+        self.model = self.detector.model.to(self.device).eval()
+        self.preprocess = self.detector.preprocess
+        self._face_detector = None
+        self._mean = torch.tensor(self.preprocess.mean, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(self.preprocess.std, device=self.device).view(1, 3, 1, 1)
+        if self.device.type == "cpu":
+            torch.set_num_threads(os.cpu_count() or 1)
+
+    @property
+    def face_detector(self):
+        if self._face_detector is None:  # MTCNN is only built when a scan needs it
+            cls = FACE_DETECTORS.get(self.preprocess.face_detector)
+            self._face_detector = cls(
+                device=str(self.device),
+                max_side=self.settings.detection_max_side,
+                min_face_size=self.settings.min_face_size,
+            )
+        return self._face_detector
+
+    # ------------------------------------------------------------------ public
+    def scan(
+        self, paths: str | Path | Sequence[str | Path], on_file_done: Callable[[FileResult], None] | None = None,
+        on_files_found: Callable[[int], None] | None = None,
+    ) -> ScanReport:
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        inputs = expand_inputs(paths)
+        if on_files_found:
+            on_files_found(len(inputs))
+        results = []
+        for path, ready in inputs:
+            result = ready or self.scan_file(path)
+            results.append(result)
+            if on_file_done:
+                on_file_done(result)
+        return ScanReport(results=results, model=self.model_info(), settings=self.settings_info(), version=__version__)
+
+    def model_info(self) -> dict:
+        return {
+            "name": self.detector.name, "arch": self.detector.arch,
+            "preprocess": self.preprocess.model_dump(), "provenance": self.detector.provenance,
+            "device": str(self.device),
+        }
+
+    def settings_info(self) -> dict:
+        info = asdict(self.settings)
+        info["limits"] = asdict(self.settings.limits)
+        return info
+
+    def scan_file(self, path: str | Path) -> FileResult:
+        path = Path(path)
+        started = time.perf_counter()
+        try:
+            result = self._scan_file(path)
+        except FakescopeError as exc:
+            result = FileResult(path=str(path), status=exc.code, message=exc.message)
+        except MemoryError:
+            result = FileResult(path=str(path), status="too_large", message=f"{path}: out of memory while decoding")
+        except Exception as exc:  # never a traceback at the user; keep the detail in the log
+            log.debug("unexpected error on %s", path, exc_info=True)
+            result = FileResult(path=str(path), status="internal_error", message=f"{path}: {type(exc).__name__}: {exc}")
+        result.seconds = time.perf_counter() - started
+        return result
+
+    # ------------------------------------------------------------------ stages
+    def _scan_file(self, path: Path) -> FileResult:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        info, frames = load_media(path, self.settings.frames, self.settings.limits)
+        timings["decode"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        if self.settings.crops:
+            faces_per_frame = [[Face(box=(0.0, 0.0, float(f.image.shape[1]), float(f.image.shape[0])), score=1.0)]
+                               for f in frames]
+        else:
+            faces_per_frame = self.face_detector.detect([f.image for f in frames])
+        timings["face_detection"] = time.perf_counter() - t0
+
+        result = FileResult(
+            path=str(path), status="ok", kind=info.kind, frames_analysed=len(frames),
+            media={k: v for k, v in asdict(info).items() if k != "kind"}, timings=timings,
+        )
+        t0 = time.perf_counter()
+        self._score_faces(path, frames, faces_per_frame, result)
+        timings["model"] = time.perf_counter() - t0
+        if not result.faces:
+            result.status, result.score, result.verdict = "no_face", None, None
+            result.message = f"{path}: no face found in {len(frames)} frame(s) analysed"
+        return result
+
+    def _score_faces(self, path: Path, frames: list[Frame], faces_per_frame: list[list[Face]], result: FileResult) -> None:
+        tracks = link_tracks(faces_per_frame)
+        track_of = {(link.frame_position, link.face_index): t for t, track in enumerate(tracks) for link in track.links}
+        margin = 1.0 if self.settings.crops else self.preprocess.margin
+        size = self.preprocess.input_size
+
+        keys, crops = [], []
+        for position, (frame, faces) in enumerate(zip(frames, faces_per_frame)):
+            for face_index, face in enumerate(faces):
+                keys.append((position, face_index))
+                crops.append(crop_face(frame.image, face.box, margin, size))
+        scores = self._predict(crops)
+        heatmaps = self._write_heatmaps(path, frames, keys, crops, track_of) if self.settings.heatmap_dir and crops else {}
+
+        score_of = dict(zip(keys, scores))
+        for position, (frame, faces) in enumerate(zip(frames, faces_per_frame)):
+            frame_scores = [score_of[(position, i)] for i in range(len(faces))]
+            result.frames.append(FrameResult(frame.index, round(frame.timestamp, 4), len(faces),
+                                             max(frame_scores) if frame_scores else None))
+            for face_index, face in enumerate(faces):
+                key = (position, face_index)
+                result.faces.append(FaceResult(
+                    frame_index=frame.index, timestamp=round(frame.timestamp, 4), track=track_of[key],
+                    box=[round(v, 1) for v in face.box],
+                    landmarks=[[round(x, 1), round(y, 1)] for x, y in face.landmarks] if face.landmarks else None,
+                    detector_confidence=round(face.score, 4), score=score_of[key], heatmap=heatmaps.get(key),
+                ))
+        result.faces_found = len(result.faces)
+        if not result.faces:
+            return
+
+        longest = len(tracks[0].links)
+        voting: list[list[float]] = []
+        for t, track in enumerate(tracks):
+            track_scores = [score_of[(link.frame_position, link.face_index)] for link in track.links]
+            used = len(track.links) >= max(1, math.ceil(self.settings.min_track_fraction * longest))
+            if used:
+                voting.append(track_scores)
+            result.tracks.append(TrackResult(
+                track=t, score=float(np.mean(track_scores)), faces=len(track_scores),
+                first_frame=frames[track.links[0].frame_position].index,
+                last_frame=frames[track.links[-1].frame_position].index, used_for_verdict=used,
+            ))
+        result.score = AGGREGATORS.get(self.settings.aggregation)(voting)
+        result.verdict = "fake" if result.score >= self.settings.threshold else "real"
+
+    def _to_batch(self, crops: list[np.ndarray]) -> torch.Tensor:
+        batch = torch.from_numpy(np.stack(crops)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        return (batch - self._mean) / self._std
+
+    def _predict(self, crops: list[np.ndarray]) -> list[float]:
+        scores: list[float] = []
+        with torch.inference_mode():
+            for i in range(0, len(crops), self.settings.batch_size):
+                logits = self.model(self._to_batch(crops[i : i + self.settings.batch_size]))["logits"]
+                scores.extend(torch.sigmoid(logits.float()).cpu().tolist())
+        return scores
+
+    def _write_heatmaps(self, path: Path, frames, keys, crops, track_of) -> dict:
+        from PIL import Image
+
+        from .explain import evidence_maps, overlay
+
+        out_dir = Path(self.settings.heatmap_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = {}
+        stem = _safe_stem(path)
+        for i in range(0, len(crops), self.settings.batch_size):
+            chunk = crops[i : i + self.settings.batch_size]
+            maps = evidence_maps(self.model, self._to_batch(chunk))
+            for (position, face_index), crop, heat in zip(keys[i : i + len(chunk)], chunk, maps):
+                name = f"{stem}_f{frames[position].index:06d}_t{track_of[(position, face_index)]}_{face_index}.png"
+                Image.fromarray(overlay(crop, heat)).save(out_dir / name)
+                written[(position, face_index)] = str(out_dir / name)
+        return written
+
+
+def _safe_stem(path: Path) -> str:
+    """A file-name stem unique enough for files of the same name in different folders."""
+    parent = path.parent.name
+    stem = f"{parent}_{path.stem}" if parent else path.stem
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
+
+
+def scan(paths: str | Path | Sequence[str | Path], **settings) -> ScanReport:
+    """Scan images, videos or folders: `scan("clip.mp4").score` is P(fake).
+
+    Keyword arguments are `ScanSettings` fields (model, frames, crops, aggregation,
+    threshold, device, heatmap_dir, limits, ...).
+    """
+    return Scanner(ScanSettings(**settings)).scan(paths)
