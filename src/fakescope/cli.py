@@ -41,7 +41,7 @@ def scan(
     threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="P(fake) at or above which the verdict is FAKE."),
     device: str = typer.Option("auto", help="cpu, cuda, cuda:1 ... or auto."),
     batch_size: int = typer.Option(32, min=1, help="Faces per model batch."),
-    min_face: int = typer.Option(40, "--min-face", min=1, help="Smallest face side in pixels to score."),
+    min_face: int = typer.Option(64, "--min-face", min=1, help="Smallest face side in pixels to score."),
     max_file_mb: float = typer.Option(4096.0, min=0.0, help="Refuse files larger than this."),
     max_megapixels: float = typer.Option(50.0, min=0.0, help="Refuse images or video frames larger than this."),
     max_duration: float = typer.Option(3600.0, min=0.0, help="Refuse videos longer than this many seconds."),

@@ -37,7 +37,7 @@ class ScanSettings:
     threshold: float = 0.5
     device: str = "auto"
     batch_size: int = 32
-    min_face_size: int = 40  # pixels, in the original frame
+    min_face_size: int = 64  # pixels, in the original frame; MTCNN's cost grows fast below this
     detection_max_side: int = 640  # frames are downscaled to this for face detection
     min_track_fraction: float = 0.25  # shorter tracks (vs the longest) are reported, not voted
     heatmap_dir: Optional[str] = None

@@ -1,0 +1,131 @@
+"""End-to-end scans of real FF++ videos, and of videos made from them
+(two people side by side, very short, variable frame rate)."""
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from fakescope import Scanner, ScanSettings, scan
+from fakescope.media import load_media
+
+
+@pytest.fixture(scope="module")
+def scanner():
+    return Scanner(ScanSettings(frames=32))
+
+
+@pytest.fixture(scope="module")
+def ffpp_report(shared_dir, scanner):
+    return scanner.scan(shared_dir / "data/ffpp-videos")
+
+
+def _frames_of(path, count, size=None):
+    info, frames = load_media(path, count)
+    images = [f.image for f in frames]
+    if size:
+        images = [np.asarray(Image.fromarray(im).resize(size)) for im in images]
+    return images
+
+
+def _encode(path, images, pts_seconds=None, fps=25):
+    """Write RGB frames as H.264; pts_seconds gives each frame's time (variable frame rate)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = images[0].shape[1], images[0].shape[0]
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        for i, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = int(round((pts_seconds[i] if pts_seconds else i / fps) * 1000))
+            frame.time_base = stream.time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_every_shared_video_is_scanned_with_faces_in_90_percent_of_frames(ffpp_report):
+    assert len(ffpp_report.results) == 3
+    for result in ffpp_report.results:
+        assert result.status == "ok", result.message
+        assert result.kind == "video" and result.frames_analysed == 32
+        frames_with_face = sum(1 for f in result.frames if f.faces > 0)
+        assert frames_with_face >= 0.9 * result.frames_analysed, result.path
+        assert 0.0 <= result.score <= 1.0 and result.verdict in {"fake", "real"}
+        assert any(t.used_for_verdict for t in result.tracks)
+        # sampled evenly over the whole video, not just its start
+        stamps = [f.timestamp for f in result.frames]
+        assert stamps == sorted(stamps) and stamps[-1] > 0.9 * result.media["duration_s"]
+
+
+def test_json_holds_per_face_detail(ffpp_report, tmp_path):
+    ffpp_report.write_json(tmp_path / "r.json")
+    data = json.loads((tmp_path / "r.json").read_text())
+    entry = data["results"][0]
+    assert {"path", "status", "score", "verdict", "frames", "faces", "tracks"} <= set(entry)
+    face = entry["faces"][0]
+    assert {"frame_index", "timestamp", "box", "landmarks", "score", "track"} <= set(face)
+    assert len(face["box"]) == 4 and len(face["landmarks"]) == 5
+    ffpp_report.write_csv(tmp_path / "r.csv")
+    lines = (tmp_path / "r.csv").read_text().splitlines()
+    assert len(lines) == 1 + sum(len(r.faces) for r in ffpp_report.results)
+
+
+def test_two_people_get_one_track_each(shared_dir, scanner, tmp_path):
+    left = _frames_of(shared_dir / "data/ffpp-videos/real/004.mp4", 12, size=(960, 540))
+    right = _frames_of(shared_dir / "data/ffpp-videos/fake/519_515.mp4", 12, size=(720, 540))
+    video = tmp_path / "two.mp4"
+    _encode(video, [np.ascontiguousarray(np.hstack([a, b])) for a, b in zip(left, right)])
+    result = scanner.scan_file(video)
+    assert result.status == "ok", result.message
+    voted = [t for t in result.tracks if t.used_for_verdict]
+    assert len(voted) == 2
+    assert all(t.faces >= 10 for t in voted)
+    # the two people sit on either side of the frame
+    centres = sorted(np.mean([(f.box[0] + f.box[2]) / 2 for f in result.faces if f.track == t.track]) for t in voted)
+    assert centres[0] < 960 <= centres[1]
+
+
+def test_video_shorter_than_requested_frames(shared_dir, scanner, tmp_path):
+    images = _frames_of(shared_dir / "data/ffpp-videos/fake/519_515.mp4", 5)
+    video = tmp_path / "short.mp4"
+    _encode(video, images)
+    result = scanner.scan_file(video)
+    assert result.status == "ok" and result.frames_analysed == 5
+    assert [f.frame_index for f in result.frames] == [0, 1, 2, 3, 4]
+
+
+def test_variable_frame_rate_is_sampled_by_time(shared_dir, tmp_path):
+    images = _frames_of(shared_dir / "data/ffpp-videos/fake/519_515.mp4", 40, size=(160, 120))
+    # first 30 frames crammed into 1 s, the last 10 spread over 9 s
+    times = [i / 30 for i in range(30)] + [1 + i for i in range(10)]
+    video = tmp_path / "vfr.mp4"
+    _encode(video, images, pts_seconds=times)
+    info, frames = load_media(video, 8)
+    stamps = [f.timestamp for f in frames]
+    # 8 slices of a 10 s video: at most one or two samples can come from the dense first second
+    assert sum(t < 1.0 for t in stamps) <= 2
+    assert stamps[-1] >= 8.0
+
+
+def test_python_api_on_one_image(shared_dir):
+    report = scan(shared_dir / "data/mesonet-samples/df/df00204.jpg", crops=True)
+    assert report.verdict == "fake" and report.score >= 0.5
+    as_dict = report.to_dict()
+    assert as_dict["results"][0]["status"] == "ok"
+    assert as_dict["model"]["name"] == "meso4-df"
+
+
+def test_heatmaps_are_written_for_every_face(shared_dir, tmp_path):
+    image = shared_dir / "data/mesonet-samples/df/df00204.jpg"
+    report = scan(image, crops=True, heatmap_dir=str(tmp_path / "maps"))
+    face = report.results[0].faces[0]
+    written = Image.open(face.heatmap)
+    assert written.size == (256, 256)
+    crop = np.asarray(Image.open(image).convert("RGB").resize((256, 256)), dtype=float)
+    assert np.abs(np.asarray(written, dtype=float) - crop).mean() > 5  # the map is really overlaid
