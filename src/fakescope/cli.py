@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -13,14 +14,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .errors import FakescopeError
-from .results import EXIT_USAGE, FileResult, ScanReport
+from .results import EXIT_INTERNAL, EXIT_USAGE, FileResult, ScanReport
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Find face forgeries (deepfakes) in images and videos.",
 )
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> None:
@@ -97,13 +98,13 @@ def _verdict_text(result: FileResult) -> str:
 
 def _print_single(result: FileResult) -> None:
     if not result.ok:
-        out.print(f"{result.path}: {_verdict_text(result)}  {result.message or ''}", highlight=False)
+        out.print(f"{_verdict_text(result)}  {result.message or result.path}", highlight=False, soft_wrap=True)
         return
     out.print(
         f"{result.path}: {_verdict_text(result)}  P(fake) = {result.score:.3f}   "
         f"{result.frames_analysed} frame(s) analysed, {result.faces_found} face(s), "
         f"{len(result.tracks)} track(s), {result.seconds:.2f} s",
-        highlight=False,
+        highlight=False, soft_wrap=True,
     )
     table = Table(show_edge=False)
     for column in ("track", "P(fake)", "faces", "frames", "voted"):
@@ -190,6 +191,12 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except Exception as exc:  # a bug of ours: one line for the user, the traceback with FAKESCOPE_DEBUG=1
+        if os.environ.get("FAKESCOPE_DEBUG"):
+            raise
+        err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (set FAKESCOPE_DEBUG=1 for details)",
+                  highlight=False)
+        sys.exit(EXIT_INTERNAL)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,13 @@ class ScanSettings:
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise FakescopeError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise FakescopeError(f"device {device!r} asked for, but no CUDA GPU is available here; use --device cpu")
+    return resolved
 
 
 def expand_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, Optional[FileResult]]]:
