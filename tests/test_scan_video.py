@@ -129,3 +129,28 @@ def test_heatmaps_are_written_for_every_face(shared_dir, tmp_path):
     assert written.size == (256, 256)
     crop = np.asarray(Image.open(image).convert("RGB").resize((256, 256)), dtype=float)
     assert np.abs(np.asarray(written, dtype=float) - crop).mean() > 5  # the map is really overlaid
+
+
+def _set_mp4_rotation_matrix(path, matrix):
+    """Overwrite the display matrix in the mp4 track header (tkhd v0: matrix at byte 40
+    after the box type), as phones do for portrait video."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    at = data.find(b"tkhd") + 4 + 40
+    data[at : at + 36] = struct.pack(">9i", *matrix)
+    path.write_bytes(bytes(data))
+
+
+def test_rotation_metadata_is_applied(tmp_path):
+    image = np.zeros((32, 64, 3), np.uint8)
+    image[:, :16] = 255  # a white stripe on the left
+    video = tmp_path / "portrait.mp4"
+    _encode(video, [image] * 3)
+    # the matrix phones write for "rotate 90 degrees clockwise to display"
+    _set_mp4_rotation_matrix(video, (0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30))
+    _, frames = load_media(video, 3)
+    upright = frames[0].image
+    assert upright.shape == (64, 32, 3)
+    # turned clockwise, the left stripe is now the top rows
+    assert upright[:14].mean() > 200 and upright[18:].mean() < 50

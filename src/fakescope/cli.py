@@ -20,7 +20,8 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Find face forgeries (deepfakes) in images and videos.",
 )
-out = Console()
+# Piped output (files, CI logs) gets wide lines instead of rich's 80-column default.
+out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
 
 

@@ -228,6 +228,8 @@ def _to_rgb(frame) -> np.ndarray:
     # The display matrix gives the counter-clockwise turn that shows the frame upright
     # (phones record portrait video as rotated landscape frames).
     rotation = getattr(frame, "rotation", 0) or 0
+    if not -360 <= rotation <= 360:  # FFmpeg reports a degenerate matrix as INT_MIN
+        rotation = 0
     quarter_turns = int(round(rotation / 90.0)) % 4
     if quarter_turns:
         image = np.rot90(image, k=quarter_turns)
