@@ -27,6 +27,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--model", default=None)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--detection-max-side", type=int, default=640, help="100000: detect at full resolution")
+    parser.add_argument("--min-face", type=int, default=64)
     args = parser.parse_args()
 
     shared = Path(os.environ.get("FAKESCOPE_SHARED", ROOT.parent / "shared"))
@@ -34,13 +36,17 @@ def main() -> int:
     if not videos:
         print(f"no videos under {shared / 'data/ffpp-videos'} (set FAKESCOPE_SHARED)", file=sys.stderr)
         return 2
-    settings = ScanSettings(frames=args.frames, device=args.device, **({"model": args.model} if args.model else {}))
+    settings = ScanSettings(
+        frames=args.frames, device=args.device, detection_max_side=args.detection_max_side,
+        min_face_size=args.min_face, **({"model": args.model} if args.model else {}),
+    )
     scanner = Scanner(settings)
     scanner.scan_file(videos[0])  # warm-up: builds MTCNN, first-call allocations
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, device {scanner.device}, model {scanner.detector.name}, "
-          f"{args.frames} frames, median of {args.repeat} runs\n")
+          f"{args.frames} frames, detection at <= {args.detection_max_side} px, min face {args.min_face} px, "
+          f"median of {args.repeat} runs\n")
     print("| video | resolution | duration | decode s | face detection s | model s | total s | frames/s |")
     print("|---|---|---|---|---|---|---|---|")
     for video in videos:

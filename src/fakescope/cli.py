@@ -107,6 +107,8 @@ def _print_single(result: FileResult) -> None:
         f"{len(result.tracks)} track(s), {result.seconds:.2f} s",
         highlight=False, soft_wrap=True,
     )
+    for warning in result.warnings:
+        out.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     table = Table(show_edge=False)
     for column in ("track", "P(fake)", "faces", "frames", "voted"):
         table.add_column(column, justify="right" if column != "voted" else "left")
@@ -123,7 +125,7 @@ def _print_summary(report: ScanReport) -> None:
     for r in report.results:
         table.add_row(
             r.path, _verdict_text(r), "" if r.score is None else f"{r.score:.3f}", str(r.frames_analysed),
-            str(r.faces_found), str(len(r.tracks)), f"{r.seconds:.2f}", "" if r.ok else (r.message or ""),
+            str(r.faces_found), str(len(r.tracks)), f"{r.seconds:.2f}", r.message or "",
         )
     out.print(table)
     counts: dict[str, int] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -66,6 +66,7 @@ class MediaInfo:
     fps: float | None = None
     frame_count: int | None = None
     codec: str | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. a truncated file scored from what decoded
 
 
 def media_kind_from_extension(path: Path) -> str | None:
@@ -75,6 +76,11 @@ def media_kind_from_extension(path: Path) -> str | None:
     if suffix in VIDEO_EXTENSIONS:
         return "video"
     return None
+
+
+def _amount(value: float) -> str:
+    """A limit or size for a message: 4096, 12, 0.5, 0.001 (not "0" for small ones)."""
+    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
 
 
 def check_file(path: Path, limits: MediaLimits) -> None:
@@ -88,7 +94,7 @@ def check_file(path: Path, limits: MediaLimits) -> None:
         raise MediaError(f"{path}: the file is empty (0 bytes)", "empty_file")
     if size > limits.max_file_bytes:
         raise MediaError(
-            f"{path}: {size / 2**20:.0f} MB is over the {limits.max_file_mb:.0f} MB limit "
+            f"{path}: {_amount(size / 2**20)} MB is over the {_amount(limits.max_file_mb)} MB limit "
             "(raise it with --max-file-mb)",
             "too_large",
         )
@@ -121,8 +127,8 @@ def _decode_image(path: Path, image: Image.Image, limits: MediaLimits) -> tuple[
     width, height = image.size
     if width * height > limits.max_pixels:
         raise MediaError(
-            f"{path}: {width}x{height} is {width * height / 1e6:.0f} MP, over the "
-            f"{limits.max_pixels / 1e6:.0f} MP limit (raise it with --max-megapixels)",
+            f"{path}: {width}x{height} is {_amount(width * height / 1e6)} MP, over the "
+            f"{_amount(limits.max_pixels / 1e6)} MP limit (raise it with --max-megapixels)",
             "too_large",
         )
     try:
@@ -148,19 +154,24 @@ def _sample_video(path: Path, num_frames: int, limits: MediaLimits) -> tuple[Med
         what = "a damaged or truncated video" if code == "corrupt" else "neither an image nor a video"
         raise MediaError(f"{path}: {what} ({_ffmpeg_reason(exc)})", code) from None
     try:
-        if container.format.name in _NON_VIDEO_DEMUXERS or (
-            not container.streams.video and not container.streams.audio
-        ):
+        if container.format.name in _NON_VIDEO_DEMUXERS:
             raise MediaError(f"{path}: neither an image nor a video", "not_media")
-        if not container.streams.video:
+        if not container.streams.video and not container.streams.audio:
+            if media_kind_from_extension(path) == "video":  # e.g. an MP4 cut inside its header
+                raise MediaError(f"{path}: a damaged or truncated video (no stream could be read)", "corrupt")
+            raise MediaError(f"{path}: neither an image nor a video", "not_media")
+        # Cover art of an audio file (MP3, M4A, podcast MP4) shows up as a one-picture
+        # video stream flagged attached_pic: it is not a video to scan.
+        videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+        if not videos:
             raise MediaError(f"{path}: the file holds no video stream (audio only?)", "no_video_stream")
-        stream = container.streams.video[0]
+        stream = videos[0]
         info = _video_info(path, container, stream, limits)
         stream.thread_type = "AUTO"
         if info.duration_s is not None and info.duration_s / max(num_frames, 1) > 4.0:
             frames = _sample_by_seeking(container, stream, info, num_frames)
         else:
-            frames = _sample_sequentially(container, stream, info, num_frames, limits)
+            frames = _sample_sequentially(path, container, stream, info, num_frames, limits)
     except MediaError:
         raise
     except av.error.FFmpegError as exc:
@@ -180,19 +191,18 @@ def _ffmpeg_reason(exc: Exception) -> str:
 def _video_info(path: Path, container, stream, limits: MediaLimits) -> MediaInfo:
     import av
 
+    # PyAV gives no codec context when FFmpeg does not know the codec at all.
     codec_name = stream.codec_context.name if stream.codec_context is not None else None
     try:
-        av.codec.Codec(stream.codec_context.name, "r")
-    except Exception:
-        raise MediaError(
-            f"{path}: video codec {stream.codec_context.name if stream.codec_context else 'unknown'!r} "
-            "cannot be decoded by this FFmpeg build",
-            "unsupported_codec",
-        ) from None
+        av.codec.Codec(codec_name, "r")
+    except (av.error.FFmpegError, TypeError, ValueError):
+        what = f"codec {codec_name!r}" if codec_name else "an unknown codec"
+        raise MediaError(f"{path}: the video uses {what}, which this FFmpeg build cannot decode",
+                         "unsupported_codec") from None
     width, height = stream.codec_context.width, stream.codec_context.height
     if width * height > limits.max_pixels:
         raise MediaError(
-            f"{path}: frames of {width}x{height} are over the {limits.max_pixels / 1e6:.0f} MP limit "
+            f"{path}: frames of {width}x{height} are over the {_amount(limits.max_pixels / 1e6)} MP limit "
             "(raise it with --max-megapixels)",
             "too_large",
         )
@@ -241,23 +251,33 @@ def _targets(duration: float, num_frames: int) -> list[float]:
     return [duration * (i + 0.5) / num_frames for i in range(num_frames)]
 
 
-def _sample_sequentially(container, stream, info: MediaInfo, num_frames: int, limits: MediaLimits) -> list[Frame]:
-    """Decode every frame once and keep those nearest the target times.
+def _sample_sequentially(path: Path, container, stream, info: MediaInfo, num_frames: int, limits: MediaLimits) -> list[Frame]:
+    """Decode the video once and keep the frames nearest the target times.
 
     Used for short videos, where seeking would decode the same GOP many times.
     Timestamps, not frame numbers, pick the frames, so variable frame rate works.
+    With at least twice as many frames as wanted, frames no other frame refers
+    to (most B-frames) are not decoded at all: about 3x faster on FF++ H.264, and
+    the sample lands at most a frame or two from each target. Frame indices are
+    then timestamp x average frame rate.
     """
     start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
     if info.duration_s is None or info.frame_count is None or info.frame_count <= num_frames:
-        return _decode_all_then_pick(container, stream, start, num_frames, limits)
+        return _decode_all_then_pick(path, container, stream, start, num_frames, limits)
+    fps = info.fps or 25.0
+    skip_nonref = info.frame_count >= 2 * num_frames
+    if skip_nonref:
+        stream.codec_context.skip_frame = "NONREF"
     targets = _targets(info.duration_s, num_frames)
     frames: list[Frame] = []
     previous = None  # (index, time, av frame) of the last decoded frame
     k = 0
-    for index, frame in enumerate(container.decode(stream)):
+    t = 0.0
+    for position, frame in enumerate(container.decode(stream)):
         t = _frame_time(frame, stream, start)
         if math.isnan(t):
-            t = index / (info.fps or 25.0)
+            t = position / fps
+        index = int(round(t * fps)) if skip_nonref else position
         while k < len(targets) and t >= targets[k]:
             # take whichever of this frame and the previous one is nearer the target
             chosen = (index, t, frame)
@@ -269,10 +289,15 @@ def _sample_sequentially(container, stream, info: MediaInfo, num_frames: int, li
         if k >= len(targets):
             break
         previous = (index, t, frame)
+    if k < len(targets) and t < 0.9 * info.duration_s - 1.0 / fps:
+        info.warnings.append(
+            f"truncated or damaged: frames decode only up to {t:.1f} s of the {info.duration_s:.1f} s "
+            "the header announces; scored what could be decoded"
+        )
     return frames
 
 
-def _decode_all_then_pick(container, stream, start: float, num_frames: int, limits: MediaLimits) -> list[Frame]:
+def _decode_all_then_pick(path: Path, container, stream, start: float, num_frames: int, limits: MediaLimits) -> list[Frame]:
     """For short videos or ones whose header lacks a duration: keep at most
     2 * num_frames evenly thinned frames while decoding, then pick num_frames."""
     kept: list[tuple[int, float, object]] = []
@@ -281,7 +306,7 @@ def _decode_all_then_pick(container, stream, start: float, num_frames: int, limi
         t = _frame_time(frame, stream, start)
         if not math.isnan(t) and t > limits.max_duration_s:
             raise MediaError(
-                f"video runs past the {_hms(limits.max_duration_s)} limit (raise it with --max-duration)",
+                f"{path}: the video runs past the {_hms(limits.max_duration_s)} limit (raise it with --max-duration)",
                 "too_long",
             )
         if index % stride == 0:
@@ -314,4 +339,8 @@ def _sample_by_seeking(container, stream, info: MediaInfo, num_frames: int) -> l
                 if not frames or frames[-1].index != index:
                     frames.append(Frame(index, t if not math.isnan(t) else target, _to_rgb(frame)))
                 break
+    if len(frames) < num_frames // 2:
+        info.warnings.append(
+            f"truncated or damaged: only {len(frames)} of {num_frames} sampled positions could be decoded"
+        )
     return frames

@@ -55,7 +55,8 @@ class TrackResult:
 class FileResult:
     path: str
     status: str  # "ok" or an error code from fakescope.errors.STATUS_CODES
-    message: Optional[str] = None
+    message: Optional[str] = None  # why it failed; for "ok", the warnings joined
+    warnings: list[str] = field(default_factory=list)
     kind: Optional[str] = None  # "image" | "video"
     score: Optional[float] = None  # P(fake) of the file, None when nothing was scored
     verdict: Optional[str] = None  # "fake" | "real" | None

@@ -162,7 +162,8 @@ class Scanner:
 
         result = FileResult(
             path=str(path), status="ok", kind=info.kind, frames_analysed=len(frames),
-            media={k: v for k, v in asdict(info).items() if k != "kind"}, timings=timings,
+            media={k: v for k, v in asdict(info).items() if k not in ("kind", "warnings")}, timings=timings,
+            warnings=list(info.warnings), message="; ".join(info.warnings) or None,
         )
         t0 = time.perf_counter()
         self._score_faces(path, frames, faces_per_frame, result)
