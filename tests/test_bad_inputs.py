@@ -196,6 +196,19 @@ def _rss_peak_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
+def test_web_mp4_cut_in_its_frame_data_is_scored_with_a_warning(tmp_path, crops_scanner):
+    """Index up front, second half of the frames gone: what decodes is scored, and the
+    result says the file is truncated rather than passing silently."""
+    whole = mf.faststart_mp4(tmp_path / "whole.mp4", frames=100)
+    start, end = mf.mp4_boxes(whole)[b"mdat"]
+    cut = mf.cut_at(whole, tmp_path / "cut.mp4", start + (end - start) // 2)
+    result = scan_one(crops_scanner, cut)
+    assert result.status == "ok"
+    assert result.frames_analysed < crops_scanner.settings.frames
+    assert result.warnings and "truncated" in result.warnings[0]
+    assert "truncated" in result.message
+
+
 def test_image_bomb_is_refused_from_its_header(tmp_path, crops_scanner):
     path = mf.png_bomb(tmp_path / "bomb.png", 30000, 30000)
     assert path.stat().st_size < 1024
