@@ -184,6 +184,11 @@ def import_weights(
     out.print(f"wrote {output} (sha256 {sha256})", highlight=False, soft_wrap=True)
 
 
+# Commands that live beside their subsystem: each module's register(app) adds its commands.
+# (one line per subsystem; keep this block together)
+# -- end of registered commands --
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
