@@ -1,0 +1,154 @@
+"""`fakescope evaluate CHECKPOINT DATA...`: one detector, one or more labelled datasets, one table.
+
+Kept out of fakescope/cli.py so the subsystem owns its command; `register(app)`
+is called from the marked block there. Heavy imports (torch, scikit-learn)
+happen inside the command, so `fakescope --help` stays fast.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import FakescopeError
+from ..results import EXIT_USAGE
+
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def parse_data_spec(spec: str) -> tuple[Optional[str], Path, Optional[str]]:
+    """`[NAME=]PATH[:SPLIT]` -> (name or None, path, split or None).
+
+    An argument that exists as a path is taken whole, so paths holding '=' or
+    ':' (C:\\data on Windows) still work without a name or split.
+    """
+    name = split = None
+    rest = spec
+    if not Path(rest).exists() and "=" in rest:
+        name, rest = rest.split("=", 1)
+        if not name:
+            raise FakescopeError(f"{spec!r}: empty dataset name before '='")
+    if not Path(rest).exists() and ":" in rest:
+        rest, split = rest.rsplit(":", 1)
+        if not split:
+            raise FakescopeError(f"{spec!r}: empty split after ':'")
+    if not rest:
+        raise FakescopeError(f"{spec!r}: no path")
+    return name, Path(rest), split
+
+
+def default_name(path: Path) -> str:
+    """The folder's name for `folder/` or `folder/manifest.csv`, else the CSV's stem."""
+    path = path.resolve()
+    if path.is_dir() or path.stem == "manifest":
+        return path.name if path.is_dir() else path.parent.name
+    return path.stem
+
+
+def load_dataset(spec: str, global_split: Optional[str]):
+    """(name, Manifest, note) for one DATA argument, with its split applied."""
+    from ..data.manifest import Manifest
+
+    name, path, split = parse_data_spec(spec)
+    manifest = Manifest.read(path)
+    name = name or default_name(path)
+    wanted = split or global_split
+    note = None
+    if wanted:
+        splits = sorted({s.split for s in manifest if s.split is not None})
+        if not splits:
+            if split:
+                raise FakescopeError(f"dataset {name!r} ({path}) has no split column, so it has no split {split!r}")
+            note = f"{name}: no split column, so --split {global_split} does not apply; using all {len(manifest)} rows"
+        else:
+            chosen = manifest.filter(split=wanted)
+            if len(chosen) == 0:
+                raise FakescopeError(f"dataset {name!r} has no split {wanted!r}; its splits are: {', '.join(splits)}")
+            manifest = chosen
+    return name, manifest, note
+
+
+def _cell(value: Optional[float]) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def print_table(result, console: Console = out) -> None:
+    from .metrics import HEADLINE_KEYS
+
+    table = Table(show_edge=False, title=f"{result.model.get('name') or result.checkpoint}: frame level | video level")
+    table.add_column("dataset")
+    table.add_column("n", justify="right")
+    for key in HEADLINE_KEYS:
+        table.add_column(key.upper() if key != "logloss" else "logloss", justify="right")
+    table.add_column("videos", justify="right")
+    for key in HEADLINE_KEYS:
+        table.add_column(f"v.{key}" if key == "logloss" else f"v.{key.upper()}", justify="right")
+    for d in result.datasets:
+        video = d.video or {}
+        table.add_row(
+            d.name, str(d.frame["n"]), *[_cell(d.frame[k]) for k in HEADLINE_KEYS],
+            str(video["n"]) if video else "—", *[_cell(video.get(k)) for k in HEADLINE_KEYS],
+        )
+    console.print(table)
+    if len(result.datasets) > 1:
+        p = result.pooled
+        console.print(
+            f"pooled over {len(result.datasets)} datasets (n={p['n']}): "
+            + ", ".join(f"{k.upper() if k != 'logloss' else k} {_cell(p[k])}" for k in HEADLINE_KEYS),
+            highlight=False,
+        )
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("evaluate")
+    def evaluate_command(
+        checkpoint: str = typer.Argument(..., help="Shipped model name (see `fakescope models`) or checkpoint file."),
+        data: List[str] = typer.Argument(
+            ..., help="Manifest CSV or folder with manifest.csv; NAME=PATH names it, PATH:SPLIT takes one split."),
+        split: Optional[str] = typer.Option(
+            None, "--split", help="Take this split of every dataset that has a split column (PATH:SPLIT overrides)."),
+        json_path: Optional[Path] = typer.Option(None, "--json", help="Write all metrics as JSON."),
+        markdown_path: Optional[Path] = typer.Option(None, "--markdown", help="Write a Markdown report."),
+        roc_path: Optional[Path] = typer.Option(None, "--roc", help="Write the ROC curves as PNG."),
+        predictions_path: Optional[Path] = typer.Option(None, "--predictions", help="Write one row per sample as CSV."),
+        device: str = typer.Option("auto", help="cpu, cuda, cuda:1 ... or auto."),
+        batch_size: int = typer.Option(64, min=1, help="Images per model batch."),
+        workers: int = typer.Option(0, min=0, help="Data-loading worker processes."),
+        logloss_clip: Optional[float] = typer.Option(
+            None, "--logloss-clip", min=0.0, max=0.49,
+            help="Clip predictions to c..1-c before the log loss (e.g. 0.01); default: only the 1e-15 clip."),
+    ) -> None:
+        """Metrics of a detector on labelled face crops: frame, video, per method, one row per dataset."""
+        from .report import write_json, write_markdown, write_predictions, write_roc
+        from .runner import evaluate
+
+        try:
+            datasets = []
+            for spec in data:
+                name, manifest, note = load_dataset(spec, split)
+                if note:
+                    err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+                datasets.append((name, manifest))
+            result = evaluate(
+                checkpoint, datasets, device=device, batch_size=batch_size, num_workers=workers,
+                logloss_clip=logloss_clip,
+            )
+        except FakescopeError as exc:
+            err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+            raise typer.Exit(EXIT_USAGE)
+
+        print_table(result)
+        for path, writer in ((json_path, write_json), (markdown_path, write_markdown),
+                             (roc_path, write_roc), (predictions_path, write_predictions)):
+            if path:
+                try:
+                    writer(result, path)
+                except OSError as exc:
+                    err.print(f"[red]error:[/red] cannot write {path}: {exc.strerror or exc}", highlight=False)
+                    raise typer.Exit(EXIT_USAGE)
+                err.print(f"wrote {path}", highlight=False)

@@ -1,0 +1,311 @@
+"""Detection metrics on (labels, scores): labels 1 = fake, 0 = real; scores are P(fake).
+
+Every metric is a pure function returning a float, or None where the input
+cannot define it (e.g. AUC with one class). `compute_metrics` returns all of
+them under stable keys plus, under "undefined", the reason for each None, so
+a report says *why* a number is missing instead of printing a silent 0.5.
+
+Conventions (the report repeats them):
+  * threshold: a score >= 0.5 is called fake (as `fakescope scan` does);
+  * log loss: natural log, probabilities clipped to [eps, 1 - eps] with
+    eps = 1e-15. DFDC was scored with Kaggle's log-loss metric, whose stated
+    clip is max(min(p, 1 - 1e-15), 1e-15); we found no public source giving
+    the DFDC scorer a different constant, so 1e-15 is an informed assumption.
+    `clip=0.01` additionally clips to [0.01, 0.99] first, as some toolkits do
+    before scoring (an option, never the default);
+  * EER: where FPR = FNR on the ROC curve, linearly interpolated between the
+    two ROC points whose FPR - FNR changes sign;
+  * TPR at FPR x: the ROC curve read at FPR = x, linearly interpolated between
+    its vertices (the higher point of a vertical step when x falls on it);
+  * ECE: 15 equal-width bins of P(fake) on [0, 1] (the last bin includes 1.0);
+    each bin compares its mean P(fake) with its fraction of fakes, weighted by
+    its share of the samples. This is the calibration of P(fake), not the
+    "top-label confidence" ECE of Guo et al. (which bins max(p, 1 - p)).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+from sklearn import metrics as skm
+
+from ..errors import FakescopeError
+
+THRESHOLD = 0.5
+LOGLOSS_EPS = 1e-15
+ECE_BINS = 15
+METRIC_KEYS = [
+    "auc", "acc", "balanced_acc", "eer", "ap", "logloss", "precision", "recall", "f1",
+    "tpr_at_fpr_1", "tpr_at_fpr_5", "ece", "n", "n_fake", "n_real",
+]
+# The headline subset (tables, the JSON's top level).
+HEADLINE_KEYS = ["auc", "acc", "eer", "ap", "logloss"]
+
+
+class MetricInputError(FakescopeError, ValueError):
+    """Labels or scores that no metric should silently accept (NaN, not 0/1, lengths differ)."""
+
+    code = "bad_metric_input"
+
+
+Result = tuple[Optional[float], Optional[str]]  # (value, why it is None)
+
+
+def _arrays(labels: Sequence, scores: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(labels, dtype=float).ravel()
+    p = np.asarray(scores, dtype=float).ravel()
+    if y.shape != p.shape:
+        raise MetricInputError(f"{y.size} labels but {p.size} scores")
+    if not np.all((y == 0) | (y == 1)):
+        raise MetricInputError("labels must be 0 (real) or 1 (fake)")
+    if not np.all(np.isfinite(p)):
+        raise MetricInputError(f"{int(np.sum(~np.isfinite(p)))} score(s) are NaN or infinite")
+    if np.any((p < 0) | (p > 1)):
+        raise MetricInputError("scores must be probabilities P(fake) in [0, 1]")
+    return y.astype(int), p
+
+
+def _both_classes(y: np.ndarray) -> Optional[str]:
+    """Why a ranking metric is undefined here, or None when it is defined."""
+    if y.size == 0:
+        return "no samples"
+    if y.min() == y.max():
+        return f"only {'fake' if y[0] == 1 else 'real'} samples: needs both classes"
+    return None
+
+
+def _nonempty(y: np.ndarray) -> Optional[str]:
+    return "no samples" if y.size == 0 else None
+
+
+def _counts(y: np.ndarray, p: np.ndarray, threshold: float) -> tuple[int, int, int, int]:
+    pred = p >= threshold
+    tp = int(np.sum(pred & (y == 1)))
+    fp = int(np.sum(pred & (y == 0)))
+    fn = int(np.sum(~pred & (y == 1)))
+    tn = int(np.sum(~pred & (y == 0)))
+    return tp, fp, fn, tn
+
+
+def _roc(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # Keep every vertex: interpolation must not skip the points collinear ones hide.
+    fpr, tpr, _ = skm.roc_curve(y, p, drop_intermediate=False)
+    return fpr, tpr
+
+
+# ----------------------------------------------------------------------------- (value, reason) forms
+
+
+def _auc(y, p) -> Result:
+    why = _both_classes(y)
+    return (None, why) if why else (float(skm.roc_auc_score(y, p)), None)
+
+
+def _acc(y, p, threshold: float = THRESHOLD) -> Result:
+    why = _nonempty(y)
+    return (None, why) if why else (float(np.mean((p >= threshold) == (y == 1))), None)
+
+
+def _balanced_acc(y, p, threshold: float = THRESHOLD) -> Result:
+    # Mean of the two per-class recalls; with one class it would just be accuracy
+    # under another name, so it is reported as undefined instead.
+    why = _both_classes(y)
+    if why:
+        return None, why
+    return float(skm.balanced_accuracy_score(y, (p >= threshold).astype(int))), None
+
+
+def _eer(y, p) -> Result:
+    why = _both_classes(y)
+    if why:
+        return None, why
+    fpr, tpr = _roc(y, p)
+    diff = fpr - (1.0 - tpr)  # rises from -1 (FPR 0, FNR 1) to +1 (FPR 1, FNR 0)
+    i = int(np.argmax(diff >= 0))
+    if diff[i] == 0 or i == 0:
+        return float(fpr[i]), None
+    # FPR and FNR are both linear along the segment (i-1, i), so they meet at one point.
+    t = -diff[i - 1] / (diff[i] - diff[i - 1])
+    return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1])), None
+
+
+def _ap(y, p) -> Result:
+    why = _both_classes(y)
+    return (None, why) if why else (float(skm.average_precision_score(y, p)), None)
+
+
+def _logloss(y, p, eps: float = LOGLOSS_EPS, clip: Optional[float] = None) -> Result:
+    why = _nonempty(y)
+    if why:
+        return None, why
+    # sklearn's log_loss no longer takes eps (it clips at machine epsilon), so the DFDC clip is
+    # applied here. Clipping the probability given to the true class, q, equals clipping p to
+    # [eps, 1 - eps] but stays exact in floating point (1 - (1 - 1e-15) is not 1e-15).
+    q = np.where(y == 1, p, 1.0 - p)
+    if clip is not None:
+        q = np.clip(q, clip, 1.0 - clip)
+    q = np.clip(q, eps, 1.0 - eps)
+    return float(-np.mean(np.log(q))), None
+
+
+def _precision(y, p, threshold: float = THRESHOLD) -> Result:
+    if y.size == 0:
+        return None, "no samples"
+    tp, fp, _, _ = _counts(y, p, threshold)
+    return (None, "no sample is called fake (0/0)") if tp + fp == 0 else (tp / (tp + fp), None)
+
+
+def _recall(y, p, threshold: float = THRESHOLD) -> Result:
+    if y.size == 0:
+        return None, "no samples"
+    tp, _, fn, _ = _counts(y, p, threshold)
+    return (None, "no fake samples (0/0)") if tp + fn == 0 else (tp / (tp + fn), None)
+
+
+def _f1(y, p, threshold: float = THRESHOLD) -> Result:
+    # 2TP / (2TP + FP + FN): defined (possibly 0) whenever there is a fake or a fake call.
+    if y.size == 0:
+        return None, "no samples"
+    tp, fp, fn, _ = _counts(y, p, threshold)
+    denominator = 2 * tp + fp + fn
+    return (None, "no fake samples and no sample called fake (0/0)") if denominator == 0 else (2 * tp / denominator, None)
+
+
+def _tpr_at_fpr(y, p, target: float) -> Result:
+    if not 0.0 <= target <= 1.0:
+        raise MetricInputError(f"FPR target must be in [0, 1], got {target}")
+    why = _both_classes(y)
+    if why:
+        return None, why
+    fpr, tpr = _roc(y, p)
+    j = int(np.searchsorted(fpr, target, side="right")) - 1  # last vertex with FPR <= target: its TPR is the highest there
+    if fpr[j] == target or j == fpr.size - 1:
+        return float(tpr[j]), None
+    t = (target - fpr[j]) / (fpr[j + 1] - fpr[j])
+    return float(tpr[j] + t * (tpr[j + 1] - tpr[j])), None
+
+
+def _ece(y, p, bins: int = ECE_BINS) -> Result:
+    why = _nonempty(y)
+    if why:
+        return None, why
+    index = np.minimum((p * bins).astype(int), bins - 1)  # bin b holds [b/bins, (b+1)/bins); 1.0 joins the last
+    total = 0.0
+    for b in np.unique(index):
+        in_bin = index == b
+        total += in_bin.mean() * abs(p[in_bin].mean() - y[in_bin].mean())
+    return float(total), None
+
+
+# ----------------------------------------------------------------------------- public functions
+
+
+def _public(fn: Callable[..., Result]) -> Callable[..., Optional[float]]:
+    def metric(labels: Sequence, scores: Sequence, *args, **kwargs) -> Optional[float]:
+        return fn(*_arrays(labels, scores), *args, **kwargs)[0]
+
+    metric.__name__ = fn.__name__.lstrip("_")
+    metric.__doc__ = f"{metric.__name__} of P(fake) scores, or None where the input cannot define it."
+    return metric
+
+
+auc = _public(_auc)
+accuracy = _public(_acc)
+balanced_accuracy = _public(_balanced_acc)
+eer = _public(_eer)
+average_precision = _public(_ap)
+log_loss = _public(_logloss)
+precision = _public(_precision)
+recall = _public(_recall)
+f1 = _public(_f1)
+tpr_at_fpr = _public(_tpr_at_fpr)
+expected_calibration_error = _public(_ece)
+
+
+def roc_points(labels: Sequence, scores: Sequence) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """(FPR, TPR) vertices for plotting; None with one class."""
+    y, p = _arrays(labels, scores)
+    return None if _both_classes(y) else _roc(y, p)
+
+
+def compute_metrics(labels: Sequence, scores: Sequence, logloss_clip: Optional[float] = None) -> dict:
+    """Every metric under the stable METRIC_KEYS, plus "undefined": {key: reason} for each None.
+
+    `logloss_clip=0.01` clips predictions to [0.01, 0.99] for the log loss only.
+    """
+    y, p = _arrays(labels, scores)
+    results: dict[str, Result] = {
+        "auc": _auc(y, p),
+        "acc": _acc(y, p),
+        "balanced_acc": _balanced_acc(y, p),
+        "eer": _eer(y, p),
+        "ap": _ap(y, p),
+        "logloss": _logloss(y, p, clip=logloss_clip),
+        "precision": _precision(y, p),
+        "recall": _recall(y, p),
+        "f1": _f1(y, p),
+        "tpr_at_fpr_1": _tpr_at_fpr(y, p, 0.01),
+        "tpr_at_fpr_5": _tpr_at_fpr(y, p, 0.05),
+        "ece": _ece(y, p),
+    }
+    out: dict = {key: value for key, (value, _) in results.items()}
+    out.update(n=int(y.size), n_fake=int(np.sum(y == 1)), n_real=int(np.sum(y == 0)))
+    out["undefined"] = {key: why for key, (_, why) in results.items() if why}
+    return out
+
+
+# ----------------------------------------------------------------------------- video level
+
+
+class _LoneFrame:
+    """Group key of a frame without a video id: equal only to itself, so never to a real id."""
+
+    def __init__(self, index: int):
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"<frame {self.index} without a video id>"
+
+
+def group_by_video(
+    labels: Sequence, scores: Sequence, videos: Sequence, keys: Optional[Sequence] = None,
+) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+    """Frame scores averaged per video: (video ids, labels, mean P(fake), frame counts).
+
+    A video is identified by `keys[i]` when given (the runner passes
+    (method, video), because FF++-style manifests reuse one id for a real video
+    and the fakes made from it), else by `videos[i]`. Frames without a video id
+    (None or NaN) count as one-frame videos of their own. A video whose frames
+    carry both labels is an error: its label would be arbitrary.
+    """
+    y, p = _arrays(labels, scores)
+    videos = list(videos)
+    ids = list(keys) if keys is not None else videos
+    if len(videos) != y.size or len(ids) != y.size:
+        raise MetricInputError(f"{y.size} labels but {len(videos)} video ids")
+    groups: dict = {}
+    for i, (video, key) in enumerate(zip(videos, ids)):
+        missing = video is None or (isinstance(video, float) and math.isnan(video))
+        groups.setdefault(_LoneFrame(i) if missing else key, []).append(i)
+    out_ids, out_labels, out_scores, out_counts = [], [], [], []
+    for key, members in groups.items():
+        frame_labels = set(y[members].tolist())
+        if len(frame_labels) > 1:
+            raise MetricInputError(f"video {key!r} has both real and fake frames; a video needs one label")
+        out_ids.append(None if isinstance(key, _LoneFrame) else key)
+        out_labels.append(frame_labels.pop())
+        out_scores.append(float(p[members].mean()))
+        out_counts.append(len(members))
+    return out_ids, np.array(out_labels, dtype=int), np.array(out_scores, dtype=float), np.array(out_counts, dtype=int)
+
+
+def compute_video_metrics(
+    labels: Sequence, scores: Sequence, videos: Sequence, keys: Optional[Sequence] = None,
+    logloss_clip: Optional[float] = None,
+) -> dict:
+    """`compute_metrics` on per-video mean P(fake); "n" counts videos and "n_frames" frames."""
+    _, video_labels, video_scores, counts = group_by_video(labels, scores, videos, keys)
+    out = compute_metrics(video_labels, video_scores, logloss_clip=logloss_clip)
+    out["n_frames"] = int(counts.sum())
+    return out
