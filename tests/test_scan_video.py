@@ -154,3 +154,16 @@ def test_rotation_metadata_is_applied(tmp_path):
     assert upright.shape == (64, 32, 3)
     # turned clockwise, the left stripe is now the top rows
     assert upright[:14].mean() > 200 and upright[18:].mean() < 50
+
+
+def test_exact_frames_align_a_fake_with_its_source(shared_dir):
+    """004_982 is made from 004's frames: exact sampling picks the same frame indices
+    in both, whatever reference structure each encode has."""
+    _, source = load_media(shared_dir / "data/ffpp-videos/real/004.mp4", 16, exact_frames=True)
+    _, fake = load_media(shared_dir / "data/ffpp-videos/fake/004_982.mp4", 16, exact_frames=True)
+    assert [f.index for f in source] == [f.index for f in fake]
+    assert len(source) == 16
+    # frames are the ones nearest each slice centre: 309 frames at 25 fps, 16 slices
+    duration = 309 / 25
+    for k, frame in enumerate(source):
+        assert abs(frame.timestamp - duration * (k + 0.5) / 16) <= 1 / 25 + 1e-6

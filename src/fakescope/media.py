@@ -100,14 +100,22 @@ def check_file(path: Path, limits: MediaLimits) -> None:
         )
 
 
-def load_media(path: str | Path, num_frames: int = 32, limits: MediaLimits = MediaLimits()) -> tuple[MediaInfo, list[Frame]]:
-    """Decode an image, or sample `num_frames` frames evenly over a whole video."""
+def load_media(
+    path: str | Path, num_frames: int = 32, limits: MediaLimits = MediaLimits(), exact_frames: bool = False
+) -> tuple[MediaInfo, list[Frame]]:
+    """Decode an image, or sample `num_frames` frames evenly over a whole video.
+
+    By default frames no other frame refers to are not decoded (faster; each sample
+    lands within a frame or two of its target). `exact_frames=True` decodes every
+    frame, so two videos with the same timing (a fake and its source, a video and its
+    mask video) give the same frame indices whatever their encoders did.
+    """
     path = Path(path)
     check_file(path, limits)
     image = _try_open_image(path)
     if image is not None:
         return _decode_image(path, image, limits)
-    return _sample_video(path, num_frames, limits)
+    return _sample_video(path, num_frames, limits, exact_frames)
 
 
 # ----------------------------------------------------------------------------- images
@@ -144,7 +152,7 @@ def _decode_image(path: Path, image: Image.Image, limits: MediaLimits) -> tuple[
 # ----------------------------------------------------------------------------- videos
 
 
-def _sample_video(path: Path, num_frames: int, limits: MediaLimits) -> tuple[MediaInfo, list[Frame]]:
+def _sample_video(path: Path, num_frames: int, limits: MediaLimits, exact_frames: bool) -> tuple[MediaInfo, list[Frame]]:
     import av
 
     try:
@@ -171,7 +179,7 @@ def _sample_video(path: Path, num_frames: int, limits: MediaLimits) -> tuple[Med
         if info.duration_s is not None and info.duration_s / max(num_frames, 1) > 4.0:
             frames = _sample_by_seeking(container, stream, info, num_frames)
         else:
-            frames = _sample_sequentially(path, container, stream, info, num_frames, limits)
+            frames = _sample_sequentially(path, container, stream, info, num_frames, limits, exact_frames)
     except MediaError:
         raise
     except av.error.FFmpegError as exc:
@@ -251,7 +259,9 @@ def _targets(duration: float, num_frames: int) -> list[float]:
     return [duration * (i + 0.5) / num_frames for i in range(num_frames)]
 
 
-def _sample_sequentially(path: Path, container, stream, info: MediaInfo, num_frames: int, limits: MediaLimits) -> list[Frame]:
+def _sample_sequentially(
+    path: Path, container, stream, info: MediaInfo, num_frames: int, limits: MediaLimits, exact_frames: bool
+) -> list[Frame]:
     """Decode the video once and keep the frames nearest the target times.
 
     Used for short videos, where seeking would decode the same GOP many times.
@@ -265,7 +275,7 @@ def _sample_sequentially(path: Path, container, stream, info: MediaInfo, num_fra
     if info.duration_s is None or info.frame_count is None or info.frame_count <= num_frames:
         return _decode_all_then_pick(path, container, stream, start, num_frames, limits)
     fps = info.fps or 25.0
-    skip_nonref = info.frame_count >= 2 * num_frames
+    skip_nonref = not exact_frames and info.frame_count >= 2 * num_frames
     if skip_nonref:
         stream.codec_context.skip_frame = "NONREF"
     targets = _targets(info.duration_s, num_frames)

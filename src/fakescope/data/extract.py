@@ -526,7 +526,7 @@ def _extract(job: _Job, context: _Context) -> VideoResult:
     timings = result.timings
 
     t0 = time.perf_counter()
-    info, frames = load_media(job.path, settings.frames, context.limits)
+    info, frames = load_media(job.path, settings.frames, context.limits, exact_frames=True)
     timings["decode"] = time.perf_counter() - t0
     result.frames = len(frames)
     result.warnings.extend(info.warnings)
@@ -696,7 +696,7 @@ def _choose(faces_per_frame: list[list[Face]], all_faces: bool) -> tuple[list[li
 def _mask_frames(job: _Job, context: _Context, info, frames, result: VideoResult) -> dict[int, np.ndarray]:
     """Grayscale mask frames by frame index; a mask that cannot be used is a warning, not a failure."""
     try:
-        mask_info, mask_frames = load_media(job.mask, context.settings.frames, context.limits)
+        mask_info, mask_frames = load_media(job.mask, context.settings.frames, context.limits, exact_frames=True)
     except MediaError as exc:
         result.warnings.append(f"mask not used: {exc.message}")
         return {}
