@@ -186,6 +186,10 @@ def import_weights(
 
 # Commands that live beside their subsystem: each module's register(app) adds its commands.
 # (one line per subsystem; keep this block together)
+from .evaluate.cli import register as _register_evaluate; _register_evaluate(app)  # noqa: E402,E702
+from .data.extract_cli import register as _register_extract; _register_extract(app)  # noqa: E402,E702
+from .data.cli import register as _register_data; _register_data(app)  # noqa: E402,E702
+from .train.cli import register as _register_train; _register_train(app)  # noqa: E402,E702
 # -- end of registered commands --
 
 

@@ -1,0 +1,872 @@
+"""The training loop behind `fakescope train`.
+
+BCE-with-logits on the fake logit (1 = fake). The best epoch is chosen on the
+validation split's frame-level AUC (ties: lower validation loss) and written as
+a fakescope checkpoint (`best.pt`) that `fakescope scan --model` reads; the
+test split never takes part. `last.pt` holds everything needed to continue.
+
+Exact resume. A run is a pure function of its config: data order comes from a
+sampler seeded with seed + epoch; augmentation is reseeded per sample from
+(seed, epoch, index) (see augment.py); every DataLoader has its own generator,
+so making loaders never draws from the global RNGs; and the global RNGs
+(Python, NumPy, torch, CUDA), which dropout uses, are saved in `last.pt` at
+step boundaries together with model, optimizer, scheduler, GradScaler, the
+position inside the epoch and the running train loss. Resuming restores all of
+it and skips the batches already done, so the continued run takes the same
+steps, with the same batches and dropout masks, as an uninterrupted one.
+`last.pt` is written at every epoch end, every `train.checkpoint_every` steps,
+when `train.max_steps` is reached, and when SIGINT/SIGTERM asks the run to stop
+(it stops at the next step boundary; a second Ctrl-C stops at once).
+
+Multi-process. Under `torchrun` (WORLD_SIZE > 1) each process trains a shard
+of every epoch (DistributedSampler semantics) inside DistributedDataParallel,
+gloo on CPU, NCCL on CUDA. Rank 0 alone validates, logs and writes files; the
+others wait at a barrier. The validation loss is broadcast so a plateau
+schedule steps identically everywhere, and every rank's RNG state is gathered
+into `last.pt` so a resume on the same number of processes is exact too.
+"""
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import math
+import os
+import random
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from sklearn.metrics import roc_auc_score
+from torch import distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+# Imported here, before any seeding, so no import can draw from the global RNGs
+# between a checkpoint and its resume.
+from torch.utils.tensorboard import SummaryWriter
+
+from ..data.dataset import FaceCropDataset
+from ..data.manifest import Manifest, ManifestError
+from ..errors import FakescopeError
+from ..models.base import MODELS, DetectorModel, PreprocessSpec, build_model, save_checkpoint
+from .augment import Augmenter, build_augmenter
+from .config import OPERATIONAL_KEYS, ConfigError, TrainConfig
+from .sam import SAM
+
+STATE_FORMAT = "fakescope-train-state"
+STATE_VERSION = 1
+METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_auc", "val_acc", "lr", "seconds"]
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    best_checkpoint: Optional[Path]
+    best: Optional[dict]
+    epochs_completed: int
+    global_step: int
+    stopped_early: bool  # max_steps or a stop signal ended it before train.epochs
+    seconds: float
+    stop_requested: bool = False  # SIGINT/SIGTERM ended it
+
+
+def train(config: TrainConfig, resume: bool = False, console: Optional[Console] = None) -> TrainResult:
+    """Run (or with resume=True continue) the training a config describes."""
+    context = _Distributed(config)
+    try:
+        return _Run(config, context, console or Console(stderr=True)).fit(resume)
+    finally:
+        context.close()
+
+
+# ---------------------------------------------------------------------------- processes and devices
+
+
+class _Distributed:
+    """World size, rank and device; joins the process group when torchrun started us."""
+
+    def __init__(self, config: TrainConfig):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0")) if self.world > 1 else 0
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0")) if self.world > 1 else 0
+        self.device = _resolve_device(config.train.device, self.local_rank if self.world > 1 else None)
+        self.owns_group = False
+        if self.world > 1 and not dist.is_initialized():
+            if self.device.type == "cuda":
+                torch.cuda.set_device(self.device)
+            # Rank 0 validates while the others wait at a barrier: allow long validations.
+            dist.init_process_group(backend="nccl" if self.device.type == "cuda" else "gloo",
+                                    timeout=datetime.timedelta(hours=2))
+            self.owns_group = True
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def comm_device(self) -> torch.device:
+        return self.device if self.device.type == "cuda" else torch.device("cpu")
+
+    def barrier(self) -> None:
+        if self.distributed:
+            if self.device.type == "cuda":
+                dist.barrier(device_ids=[self.device.index])
+            else:
+                dist.barrier()
+
+    def close(self) -> None:
+        if self.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _resolve_device(name: str, local_rank: Optional[int]) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"train.device: {name} asked for, but no CUDA GPU is available here; use cpu or auto")
+        if local_rank is not None:  # one GPU per process under torchrun
+            device = torch.device("cuda", local_rank)
+        elif device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+# ---------------------------------------------------------------------------- data
+
+
+class _TrainDataset(FaceCropDataset):
+    """FaceCropDataset whose augmentation is reseeded from (seed, epoch, index) per sample."""
+
+    def __init__(self, manifest: Manifest, preprocess: PreprocessSpec, augment: Optional[Augmenter], seed: int):
+        super().__init__(manifest, preprocess, augment)
+        self.seed = seed
+        self.epoch = 0
+
+    def __getitem__(self, index: int) -> dict:
+        if self.augment is not None:
+            self.augment.reseed(self.seed, self.epoch, index)
+        return super().__getitem__(index)
+
+
+class BalancedSampler(DistributedSampler):
+    """Each epoch, len(dataset) draws with replacement, both classes equally likely;
+    seeded by seed + epoch and sharded across processes like DistributedSampler."""
+
+    def __init__(self, dataset, labels: list[int], num_replicas: int, rank: int, seed: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        counts = np.bincount(np.asarray(labels), minlength=2)
+        if (counts == 0).any():
+            raise ConfigError("data.balanced: the train data has only one class; there is nothing to balance")
+        self.weights = torch.as_tensor(1.0 / counts[np.asarray(labels)], dtype=torch.double)
+
+    def __iter__(self):
+        generator = torch.Generator()
+        generator.manual_seed(self.seed + self.epoch)
+        drawn = torch.multinomial(self.weights, self.total_size, replacement=True, generator=generator).tolist()
+        return iter(drawn[self.rank:self.total_size:self.num_replicas])
+
+
+class _Skip(Sampler):
+    """A sampler without its first `skip` indices: continuing an epoch mid-way."""
+
+    def __init__(self, sampler: Sampler, skip: int):
+        self.sampler, self.skip = sampler, skip
+
+    def __iter__(self):
+        iterator = iter(self.sampler)
+        for _ in range(self.skip):
+            next(iterator, None)
+        return iterator
+
+    def __len__(self) -> int:
+        return max(0, len(self.sampler) - self.skip)
+
+
+# ---------------------------------------------------------------------------- optimizer and schedule
+
+BATCHWISE_SCHEDULES = ("cosine_restarts", "onecycle")  # step after every optimizer step; plateau after validation
+
+
+def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    o = config.optim
+    sgd = dict(lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay)
+    adamw = dict(lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+    try:
+        if o.name == "adamw":
+            return torch.optim.AdamW(model.parameters(), **adamw)
+        if o.name == "sgd":
+            return torch.optim.SGD(model.parameters(), **sgd)
+        if o.base == "sgd":
+            return SAM(model.parameters(), torch.optim.SGD, rho=o.rho, **sgd)
+        return SAM(model.parameters(), torch.optim.AdamW, rho=o.rho, **adamw)
+    except ValueError as exc:  # e.g. nesterov without momentum
+        raise ConfigError(f"optim: {exc}") from None
+
+
+def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+    """The configured LR schedule, or None. Batch-wise schedules count optimizer steps
+    (cosine_restarts' t0 is given in epochs and converted), so a resume mid-epoch
+    lands on the same learning rate."""
+    s, o = config.schedule, config.optim
+    if s.name == "cosine_restarts":
+        return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+            optimizer, T_0=s.t0 * steps_per_epoch, T_mult=s.t_mult, eta_min=s.eta_min)
+    if s.name == "onecycle":
+        has_momentum = o.name == "adamw" or (o.name == "sam" and o.base == "adamw") or o.momentum > 0
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=s.max_lr or o.lr, total_steps=config.train.epochs * steps_per_epoch,
+            pct_start=s.pct_start, anneal_strategy=s.anneal, div_factor=s.div_factor,
+            final_div_factor=s.final_div_factor, cycle_momentum=has_momentum)
+    if s.name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=s.factor, patience=s.patience, threshold=s.threshold,
+            min_lr=s.min_lr, cooldown=s.cooldown)
+    return None
+
+
+# ---------------------------------------------------------------------------- RNG state
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # CUDA generators too
+
+
+def _rank_seed(seed: int, rank: int) -> int:
+    return int(np.random.SeedSequence([seed, rank, 0x7EA1]).generate_state(1)[0])
+
+
+def _rng_state(device: torch.device) -> dict:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+# ---------------------------------------------------------------------------- small helpers
+
+
+@contextmanager
+def _bn_stats_frozen(model: nn.Module):
+    """SAM's second pass runs at perturbed weights: keep its batch statistics out of
+    the running means (momentum 0 leaves them unchanged)."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, momentum in zip(norms, saved):
+            m.momentum = momentum
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM ask the run to stop at the next step boundary (with last.pt);
+    a second SIGINT interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous: dict = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: data}
+
+
+def _config_differences(old: dict, new: dict) -> list[str]:
+    a, b = _flatten(old), _flatten(new)
+    keys = sorted(set(a) | set(b))
+    return [
+        f"{k} ({a.get(k)!r} -> {b.get(k)!r})" for k in keys
+        if a.get(k) != b.get(k) and not any(k == op or k.startswith(op + ".") for op in OPERATIONAL_KEYS)
+    ]
+
+
+def _fmt(value: Optional[float]) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    return f"{value:.8g}"
+
+
+def _is_better(candidate: dict, best: Optional[dict]) -> bool:
+    """Higher validation AUC; ties (or AUCs that cannot be computed) go to lower loss."""
+    if best is None:
+        return True
+
+    def key(m):
+        auc = m["val_auc"]
+        return (auc if auc is not None and math.isfinite(auc) else -math.inf, -m["val_loss"])
+
+    return key(candidate) > key(best)
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+class _Run:
+    def __init__(self, config: TrainConfig, context: _Distributed, console: Console):
+        self.cfg = config
+        self.dist = context
+        self.device = context.device
+        self.console = console
+        self.out = config.output_dir
+        self.seed = config.effective_seed
+        self.history: list[dict] = []
+        self.best: Optional[dict] = None
+        self.global_step = 0
+        self.stop = _StopRequest()
+
+    # -- printing ------------------------------------------------------------
+
+    def say(self, message: str, style: str = "") -> None:
+        if self.dist.main:
+            text = escape(message)
+            self.console.print(f"[{style}]{text}[/{style}]" if style else text, highlight=False, soft_wrap=True)
+
+    def warn(self, message: str) -> None:
+        self.say(f"warning: {message}", "yellow")
+
+    # -- setup ---------------------------------------------------------------
+
+    def _load_state(self, resume: bool) -> Optional[dict]:
+        last = self.out / "last.pt"
+        if not resume:
+            if last.exists():
+                raise ConfigError(
+                    f"output: {self.out} already holds a run (last.pt); continue it with --resume, "
+                    "or set another output"
+                )
+            return None
+        if not last.is_file():
+            raise ConfigError(f"--resume: nothing to resume in {self.out} (no last.pt)")
+        try:
+            state = torch.load(last, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ConfigError(f"--resume: {last} is not readable ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise ConfigError(f"--resume: {last} is not a fakescope training state")
+        if state["config_hash"] != self.cfg.config_hash():
+            changes = _config_differences(state["config"], self.cfg.canonical())
+            listed = ", ".join(changes[:4]) + (f" and {len(changes) - 4} more" if len(changes) > 4 else "")
+            raise ConfigError(
+                f"--resume: the config differs from the run in {self.out} at {listed or 'its hash'}; "
+                "resuming would not reproduce it (undo the change, or train into a new output)"
+            )
+        if self.cfg.schedule.name == "onecycle" and state["config"]["train"]["epochs"] != self.cfg.train.epochs:
+            raise ConfigError(
+                f"train.epochs: a onecycle schedule fixes the run's length; it started with "
+                f"{state['config']['train']['epochs']} epochs"
+            )
+        if state["world_size"] != self.dist.world:
+            self.warn(
+                f"the run started on {state['world_size']} process(es) and continues on {self.dist.world}: "
+                "data shards and random streams change, so it will not match an uninterrupted run"
+            )
+        self.seed = int(state["seed"])
+        return state
+
+    def _load_init(self, value: str):
+        from ..models.zoo import load_detector
+
+        path = self.cfg.resolve_path(value, "model.init")
+        try:
+            return load_detector(str(path) if path.exists() else value)
+        except FakescopeError as exc:
+            raise ConfigError(f"model.init: {exc.message}") from None
+
+    def _build_model(self) -> tuple[DetectorModel, PreprocessSpec]:
+        section = self.cfg.model
+        base_preprocess = MODELS.get(section.arch).default_preprocess
+        try:
+            model = build_model(section.arch, **section.kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"model.kwargs: {section.arch} rejects them: {exc}") from None
+        if section.init:
+            detector = self._load_init(section.init)
+            if detector.arch != section.arch:
+                raise ConfigError(f"model.init: {section.init} is a {detector.arch} checkpoint, but model.arch is {section.arch}")
+            try:
+                model.load_state_dict(detector.model.state_dict())
+            except RuntimeError as exc:
+                raise ConfigError(f"model.init: weights do not fit {section.arch} with these kwargs: {str(exc).splitlines()[0]}") from None
+            base_preprocess = detector.preprocess
+        if self.cfg.train.bn_momentum is not None:  # a training setting: not stored in checkpoints
+            for module in model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.momentum = self.cfg.train.bn_momentum
+        preprocess = self.cfg.preprocess_spec(base_preprocess)
+        size = preprocess.input_size
+        model.eval()  # no dropout, no batch-norm updates: this probe leaves no trace
+        try:
+            with torch.no_grad():
+                out = model(torch.zeros(2, 3, size, size))
+        except Exception as exc:
+            raise ConfigError(f"preprocess.input_size: {section.arch} cannot take {size}x{size} faces "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
+        if not isinstance(out, dict) or "logits" not in out or tuple(out["logits"].shape) != (2,):
+            raise ConfigError(f"model.arch: {section.arch} does not return {{'logits': (B,)}} as detectors must")
+        model.train()
+        return model, preprocess
+
+    def _manifest(self, key: str) -> tuple[Manifest, Path]:
+        source = getattr(self.cfg.data, key)
+        path = self.cfg.resolve_path(source.manifest, f"data.{key}.manifest")
+        try:
+            manifest = Manifest.read(path)
+        except ManifestError as exc:
+            raise ConfigError(f"data.{key}.manifest: {exc.message}") from None
+        if source.split is not None:
+            chosen = manifest.filter(split=source.split)
+            if not len(chosen):
+                splits = sorted({s.split for s in manifest if s.split})
+                raise ConfigError(f"data.{key}.split: no rows with split {source.split!r} in {path}; "
+                                  f"splits there: {', '.join(splits) or 'none'}")
+            manifest = chosen
+        missing = [s.path for s in manifest if not manifest.resolve(s.path).is_file()]
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise ConfigError(f"data.{key}: {manifest.resolve(missing[0])} does not exist{more}")
+        return manifest, path
+
+    def _setup_data(self, preprocess: PreprocessSpec) -> None:
+        (train_manifest, self.train_path), (val_manifest, self.val_path) = self._manifest("train"), self._manifest("val")
+        overlap = {str(train_manifest.resolve(s.path).resolve()) for s in train_manifest} & {
+            str(val_manifest.resolve(s.path).resolve()) for s in val_manifest}
+        if overlap:
+            raise ConfigError(f"data: {len(overlap)} image(s) are in both train and val (e.g. {sorted(overlap)[0]}); "
+                              "validation must be held out")
+        for key, manifest in (("train", train_manifest), ("val", val_manifest)):
+            if len(set(manifest.labels())) < 2:
+                self.warn(f"data.{key} holds only label {manifest.labels()[0]}"
+                          + ("; validation AUC cannot be computed" if key == "val" else ""))
+        data = self.cfg.data
+        self.train_ds = _TrainDataset(train_manifest, preprocess, build_augmenter(self.cfg.augment), self.seed)
+        self.val_ds = FaceCropDataset(val_manifest, preprocess)
+        if data.balanced:
+            self.sampler: DistributedSampler = BalancedSampler(
+                self.train_ds, train_manifest.labels(), self.dist.world, self.dist.rank, self.seed)
+        else:
+            self.sampler = DistributedSampler(
+                self.train_ds, num_replicas=self.dist.world, rank=self.dist.rank, shuffle=True, seed=self.seed)
+        self.steps_per_epoch = math.ceil(len(self.sampler) / data.batch_size)
+
+    def _loader(self, dataset, batch_size: int, sampler=None, seed: int = 0) -> DataLoader:
+        generator = torch.Generator()
+        generator.manual_seed(seed)  # its own generator: building loaders never touches the global RNG
+        return DataLoader(
+            dataset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=self.cfg.data.num_workers,
+            generator=generator, pin_memory=self.device.type == "cuda", drop_last=False,
+        )
+
+    def _train_loader(self, epoch: int, skip_batches: int) -> DataLoader:
+        self.sampler.set_epoch(epoch)
+        self.train_ds.epoch = epoch
+        bs = self.cfg.data.batch_size
+        sampler = _Skip(self.sampler, skip_batches * bs) if skip_batches else self.sampler
+        return self._loader(self.train_ds, bs, sampler, seed=self.seed + epoch)
+
+    def _amp(self) -> bool:
+        amp, cuda = self.cfg.train.amp, self.device.type == "cuda"
+        if amp is True and not cuda:
+            self.warn("train.amp: true is ignored: mixed precision runs on CUDA only")
+        if cuda and amp is not False and self.cfg.optim.name == "sam":
+            if amp is True:
+                self.warn("train.amp: off with SAM (GradScaler cannot check SAM's two-pass step)")
+            return False
+        return cuda and amp is not False
+
+    # -- training ------------------------------------------------------------
+
+    def fit(self, resume: bool) -> TrainResult:
+        started = time.perf_counter()
+        state = self._load_state(resume)
+        _seed_all(self.seed)  # model initialisation draws from here
+        model, self.preprocess = self._build_model()
+        self._setup_data(self.preprocess)
+        self.memory_format = torch.channels_last if self.cfg.train.channels_last else torch.contiguous_format
+        model.to(self.device, memory_format=self.memory_format)
+        self.module = model
+        self.optimizer = build_optimizer(self.cfg, model)
+        self.scheduler = build_scheduler(self.cfg, self.optimizer, self.steps_per_epoch)
+        self.batchwise = self.cfg.schedule.name in BATCHWISE_SCHEDULES
+        self.use_amp = self._amp()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+
+        epoch, batches_done, loss_sum, seen, carried_seconds = 0, 0, 0.0, 0, 0.0
+        if state is not None:
+            model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None and state["scheduler"] is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+            if state["scaler"]:
+                self.scaler.load_state_dict(state["scaler"])
+            progress = state["progress"]
+            epoch, batches_done = progress["epoch"], progress["batches_done"]
+            carried_seconds = progress["epoch_seconds"]
+            self.global_step = progress["global_step"]
+            self.best, self.history = state["best"], list(state["history"])
+
+        self.model: nn.Module = model
+        if self.dist.distributed:
+            self.model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        writer = self._open_outputs(state is not None)
+
+        # Last of all, the random state the training steps draw from (dropout).
+        if state is not None and state["world_size"] == self.dist.world:
+            mine = state["ranks"][self.dist.rank]
+            loss_sum, seen = mine["loss_sum"], mine["seen"]
+            _set_rng_state(mine["rng"], self.device)
+        elif state is not None:
+            _seed_all(_rank_seed(self.seed, self.dist.rank) + self.global_step)
+        else:
+            _seed_all(_rank_seed(self.seed, self.dist.rank))
+
+        epochs = self.cfg.train.epochs
+        max_steps = self.cfg.train.max_steps
+        stopped_early = False
+        if state is not None:
+            self.say(f"resuming {self.out} at epoch {epoch + 1}, step {self.global_step}")
+        if epoch >= epochs or (max_steps and self.global_step >= max_steps):
+            self.say(f"{self.out}: nothing left to do ({epoch} epoch(s), step {self.global_step})")
+        self.stop.install()
+        try:
+            with self._progress() as bar:
+                while epoch < epochs and not (max_steps and self.global_step >= max_steps):
+                    epoch_started = time.perf_counter() - carried_seconds
+                    interrupted, loss_sum, seen, batches_done = self._train_epoch(
+                        epoch, batches_done, loss_sum, seen, bar, writer, epoch_started)
+                    if interrupted:
+                        self._save_last(epoch, batches_done, loss_sum, seen, time.perf_counter() - epoch_started)
+                        stopped_early = True
+                        why = "stop requested" if self.stop.requested else f"train.max_steps={max_steps} reached"
+                        self.say(f"{why}: stopped at epoch {epoch + 1}, step {self.global_step}; "
+                                 f"continue with --resume")
+                        break
+                    self._end_epoch(epoch, loss_sum, seen, time.perf_counter() - epoch_started, writer, bar)
+                    epoch, batches_done, loss_sum, seen, carried_seconds = epoch + 1, 0, 0.0, 0, 0.0
+                    self._save_last(epoch, 0, 0.0, 0, 0.0)
+                    if self._stop_agreed() and epoch < epochs:
+                        stopped_early = True
+                        self.say(f"stop requested: stopped after epoch {epoch}; continue with --resume")
+                        break
+                else:
+                    stopped_early = epoch < epochs
+                    if stopped_early:
+                        self.say(f"train.max_steps={max_steps} reached after epoch {epoch}; continue with --resume")
+        finally:
+            self.stop.restore()
+            if writer is not None:
+                writer.close()
+        self.dist.barrier()
+        best_path = self.out / "best.pt"
+        if self.best is not None:
+            self.say(f"best: epoch {self.best['epoch']}, val AUC {_fmt(self.best['val_auc'])}, "
+                     f"val loss {_fmt(self.best['val_loss'])} -> {best_path}", "bold")
+        return TrainResult(
+            output_dir=self.out, best_checkpoint=best_path if best_path.is_file() else None, best=self.best,
+            epochs_completed=epoch, global_step=self.global_step, stopped_early=stopped_early,
+            seconds=time.perf_counter() - started, stop_requested=self.stop.requested,
+        )
+
+    def _progress(self):
+        if not self.dist.main:
+            return Progress(disable=True)
+        return Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=self.console, transient=True,
+            disable=not self.console.is_terminal,
+        )
+
+    def _forward_loss(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            logits = self.model(images)["logits"]
+        return F.binary_cross_entropy_with_logits(logits.float(), labels)
+
+    def _clip(self) -> None:
+        if self.cfg.optim.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.cfg.optim.grad_clip)
+
+    def _step(self, batch: dict) -> torch.Tensor:
+        images = batch["image"].to(self.device, non_blocking=True, memory_format=self.memory_format)
+        labels = batch["label"].to(self.device, non_blocking=True).float()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self._forward_loss(images, labels)
+        if isinstance(self.optimizer, SAM):
+            loss.backward()
+
+            def closure():
+                self.optimizer.zero_grad(set_to_none=True)
+                with _bn_stats_frozen(self.module):
+                    second = self._forward_loss(images, labels)
+                second.backward()
+                self._clip()
+                return second
+
+            self.optimizer.step(closure)
+        else:
+            self.scaler.scale(loss).backward()
+            if self.cfg.optim.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                self._clip()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        if self.batchwise:
+            self.scheduler.step()
+        return loss.detach()
+
+    def _stop_agreed(self) -> bool:
+        """Whether any process was asked to stop; all must stop at the same step."""
+        if not self.dist.distributed:
+            return self.stop.requested
+        flag = torch.tensor([1.0 if self.stop.requested else 0.0], device=self.dist.comm_device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        self.stop.requested = bool(flag.item())
+        return self.stop.requested
+
+    def _train_epoch(self, epoch, batches_done, loss_sum, seen, bar, writer, epoch_started):
+        self.model.train()
+        loader = self._train_loader(epoch, batches_done)
+        task = bar.add_task(f"epoch {epoch + 1}/{self.cfg.train.epochs}", total=self.steps_per_epoch,
+                            completed=batches_done, info="")
+        interval_loss, interval_n = 0.0, 0
+        max_steps, every = self.cfg.train.max_steps, self.cfg.train.checkpoint_every
+        try:
+            for batch in loader:
+                loss = self._step(batch).item()
+                if not math.isfinite(loss) and not self.use_amp:  # (AMP's scaler skips such steps itself)
+                    raise FakescopeError(
+                        f"the training loss became {loss} at step {self.global_step + 1}: training diverged; "
+                        "lower optim.lr or set optim.grad_clip", code="diverged")
+                n = int(batch["label"].shape[0])
+                loss_sum += loss * n
+                seen += n
+                batches_done += 1
+                self.global_step += 1
+                interval_loss, interval_n = interval_loss + loss * n, interval_n + n
+                bar.update(task, advance=1, info=f"loss {loss_sum / max(seen, 1):.4f}")
+                if writer is not None and self.global_step % self.cfg.train.log_every == 0:
+                    writer.add_scalar("train/loss", interval_loss / interval_n, self.global_step)
+                    writer.add_scalar("train/lr", self.optimizer.param_groups[0]["lr"], self.global_step)
+                    interval_loss, interval_n = 0.0, 0
+                remaining = batches_done < self.steps_per_epoch
+                if remaining and (self._stop_agreed() or (max_steps and self.global_step >= max_steps)):
+                    return True, loss_sum, seen, batches_done
+                if remaining and every and self.global_step % every == 0:
+                    self._save_last(epoch, batches_done, loss_sum, seen, time.perf_counter() - epoch_started)
+        finally:
+            bar.remove_task(task)
+        return False, loss_sum, seen, batches_done
+
+    def _all_sum(self, *values: float) -> list[float]:
+        if not self.dist.distributed:
+            return list(values)
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.dist.comm_device)
+        dist.all_reduce(tensor)
+        return tensor.tolist()
+
+    def _broadcast(self, value: float) -> float:
+        if not self.dist.distributed:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.dist.comm_device)
+        dist.broadcast(tensor, 0)
+        return float(tensor.item())
+
+    @torch.no_grad()
+    def _validate(self, bar) -> dict:
+        model = self.module
+        model.eval()
+        batch_size = self.cfg.data.val_batch_size or 2 * self.cfg.data.batch_size
+        loader = self._loader(self.val_ds, batch_size)
+        task = bar.add_task("validating", total=len(loader), info="")
+        logits, labels = [], []
+        for batch in loader:
+            with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
+                images = batch["image"].to(self.device, non_blocking=True, memory_format=self.memory_format)
+                out = model(images)["logits"]
+            logits.append(out.float().cpu())
+            labels.append(batch["label"].float())
+            bar.update(task, advance=1)
+        bar.remove_task(task)
+        model.train()
+        logits_t, labels_t = torch.cat(logits), torch.cat(labels)
+        loss = F.binary_cross_entropy_with_logits(logits_t, labels_t).item()
+        probs, y = torch.sigmoid(logits_t).numpy(), labels_t.numpy().astype(int)
+        auc = float(roc_auc_score(y, probs)) if len(np.unique(y)) == 2 else float("nan")
+        acc = float(np.mean((probs >= 0.5) == (y == 1)))
+        return {"val_loss": loss, "val_auc": auc, "val_acc": acc, "n": int(len(y))}
+
+    def _end_epoch(self, epoch: int, loss_sum: float, seen: int, seconds: float, writer, bar) -> None:
+        total_loss, total_seen = self._all_sum(loss_sum, float(seen))
+        train_loss = total_loss / max(total_seen, 1.0)
+        validate = (epoch + 1) % self.cfg.train.val_every == 0 or epoch + 1 == self.cfg.train.epochs
+        metrics = None
+        if validate:
+            if self.dist.main:
+                val_started = time.perf_counter()
+                metrics = self._validate(bar)
+                seconds += time.perf_counter() - val_started
+            val_loss = self._broadcast(metrics["val_loss"] if metrics else 0.0)
+            if self.cfg.schedule.name == "plateau":
+                self.scheduler.step(val_loss)
+        if self.dist.main:
+            row = {
+                "epoch": epoch + 1, "step": self.global_step, "train_loss": train_loss,
+                "val_loss": metrics["val_loss"] if metrics else None, "val_auc": metrics["val_auc"] if metrics else None,
+                "val_acc": metrics["val_acc"] if metrics else None, "lr": self.optimizer.param_groups[0]["lr"],
+                "seconds": seconds,
+            }
+            self.history.append(row)
+            self._write_metrics()
+            improved = metrics is not None and _is_better(row, self.best)
+            if improved:
+                self.best = {k: row[k] for k in ("epoch", "step", "val_loss", "val_auc", "val_acc")}
+                self._save_best(metrics)
+            if writer is not None:
+                writer.add_scalar("epoch/train_loss", train_loss, self.global_step)
+                writer.add_scalar("epoch/lr", row["lr"], self.global_step)
+                if metrics:
+                    for key in ("val_loss", "val_auc", "val_acc"):
+                        writer.add_scalar(f"val/{key[4:]}", metrics[key], self.global_step)
+                writer.flush()
+            parts = [f"epoch {epoch + 1}/{self.cfg.train.epochs}", f"step {self.global_step}", f"train_loss {train_loss:.4f}"]
+            if metrics:
+                parts += [f"val_loss {metrics['val_loss']:.4f}", f"val_auc {_fmt(metrics['val_auc'])[:6]}",
+                          f"val_acc {metrics['val_acc']:.3f}"]
+            parts += [f"lr {row['lr']:.2e}", f"{seconds:.1f} s"]
+            self.say("  ".join(parts) + ("  (best so far)" if improved else ""))
+        self.dist.barrier()
+
+    # -- files ---------------------------------------------------------------
+
+    def _open_outputs(self, resumed: bool):
+        if not self.dist.main:
+            return None
+        self.out.mkdir(parents=True, exist_ok=True)
+        header = (f"# fakescope train: the config of this run with every default filled in.\n"
+                  f"# Relative paths are relative to {self.cfg.base_dir}. Effective seed: {self.seed}"
+                  f"{' (derived from the config hash)' if self.cfg.seed is None else ''}.\n")
+        if self.cfg._overrides:
+            header += f"# Overrides: {' '.join(self.cfg._overrides)}\n"
+        (self.out / "config.yaml").write_text(header + yaml.safe_dump(self.cfg.canonical(), sort_keys=False))
+        # On resume, drop events logged after the saved step (they would be logged again).
+        writer = SummaryWriter(log_dir=str(self.out / "tensorboard"),
+                               purge_step=self.global_step + 1 if resumed else None)
+        if not resumed:
+            writer.add_text("config", "```\n" + yaml.safe_dump(self.cfg.canonical(), sort_keys=False) + "\n```", 0)
+        self._write_metrics()
+        return writer
+
+    def _write_metrics(self) -> None:
+        buffer = io.StringIO()
+        csv_writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+        csv_writer.writeheader()
+        for row in self.history:
+            csv_writer.writerow({k: (row[k] if k in ("epoch", "step") else _fmt(row[k])) for k in METRIC_COLUMNS})
+        _atomic_write_text(self.out / "metrics.csv", buffer.getvalue())
+
+    def _save_best(self, metrics: dict) -> None:
+        from .. import __version__
+
+        provenance = {
+            "trained_with": f"fakescope {__version__} train", "torch": str(torch.__version__),
+            "config": self.cfg.canonical(), "config_sha256": self.cfg.config_hash(),
+            "config_file": str(self.cfg._source) if self.cfg._source else None, "overrides": list(self.cfg._overrides),
+            "seed": self.seed, "epoch": self.best["epoch"], "step": self.best["step"], "selected_on": "val_auc",
+            "val": {"auc": metrics["val_auc"], "loss": metrics["val_loss"], "acc": metrics["val_acc"], "n": metrics["n"],
+                    "manifest": str(self.val_path), "split": self.cfg.data.val.split},
+            "train": {"manifest": str(self.train_path), "split": self.cfg.data.train.split, "n": len(self.train_ds)},
+            "init": self.cfg.model.init, "world_size": self.dist.world,
+        }
+        tmp = self.out / "best.pt.tmp"
+        save_checkpoint(tmp, self.module, self.cfg.model.arch, self.preprocess, provenance, self.cfg.model.kwargs)
+        os.replace(tmp, self.out / "best.pt")
+
+    def _save_last(self, epoch: int, batches_done: int, loss_sum: float, seen: int, epoch_seconds: float) -> None:
+        """Collective: every process contributes its RNG state and running loss."""
+        mine = {"rng": _rng_state(self.device), "loss_sum": loss_sum, "seen": seen}
+        if self.dist.distributed:
+            ranks: list = [None] * self.dist.world
+            dist.all_gather_object(ranks, mine)
+        else:
+            ranks = [mine]
+        if self.dist.main:
+            payload = {
+                "format": STATE_FORMAT, "version": STATE_VERSION,
+                "config": self.cfg.canonical(), "config_hash": self.cfg.config_hash(), "seed": self.seed,
+                "world_size": self.dist.world,
+                "model": {k: v.detach().cpu() for k, v in self.module.state_dict().items()},
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "scaler": self.scaler.state_dict(),
+                "progress": {"epoch": epoch, "batches_done": batches_done, "global_step": self.global_step,
+                             "epoch_seconds": epoch_seconds},
+                "ranks": ranks, "best": self.best, "history": self.history,
+            }
+            tmp = self.out / "last.pt.tmp"
+            torch.save(payload, tmp)
+            os.replace(tmp, self.out / "last.pt")
+        self.dist.barrier()
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
