@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -20,14 +20,8 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Find face forgeries (deepfakes) in images and videos.",
 )
-# Piped output (files, CI logs) gets wide lines instead of rich's 80-column default.
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, soft_wrap=True)
-
-
-def _fail(message: str, code: int = EXIT_USAGE) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code)
+from .console import err, out  # noqa: E402
+from .console import fail as _fail  # noqa: E402
 
 
 @app.command()
@@ -99,16 +93,16 @@ def _verdict_text(result: FileResult) -> str:
 
 def _print_single(result: FileResult) -> None:
     if not result.ok:
-        out.print(f"{_verdict_text(result)}  {result.message or result.path}", highlight=False, soft_wrap=True)
+        out.print(f"{_verdict_text(result)}  {escape(result.message or result.path)}", highlight=False, soft_wrap=True)
         return
     out.print(
-        f"{result.path}: {_verdict_text(result)}  P(fake) = {result.score:.3f}   "
+        f"{escape(result.path)}: {_verdict_text(result)}  P(fake) = {result.score:.3f}   "
         f"{result.frames_analysed} frame(s) analysed, {result.faces_found} face(s), "
         f"{len(result.tracks)} track(s), {result.seconds:.2f} s",
         highlight=False, soft_wrap=True,
     )
     for warning in result.warnings:
-        out.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+        out.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
     table = Table(show_edge=False)
     for column in ("track", "P(fake)", "faces", "frames", "voted"):
         table.add_column(column, justify="right" if column != "voted" else "left")
@@ -124,8 +118,8 @@ def _print_summary(report: ScanReport) -> None:
         table.add_column(column, overflow="fold")
     for r in report.results:
         table.add_row(
-            r.path, _verdict_text(r), "" if r.score is None else f"{r.score:.3f}", str(r.frames_analysed),
-            str(r.faces_found), str(len(r.tracks)), f"{r.seconds:.2f}", r.message or "",
+            escape(r.path), _verdict_text(r), "" if r.score is None else f"{r.score:.3f}", str(r.frames_analysed),
+            str(r.faces_found), str(len(r.tracks)), f"{r.seconds:.2f}", escape(r.message or ""),
         )
     out.print(table)
     counts: dict[str, int] = {}
@@ -198,7 +192,7 @@ def main() -> None:
     try:
         app()
     except FakescopeError as exc:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -206,7 +200,7 @@ def main() -> None:
     except Exception as exc:  # a bug of ours: one line for the user, the traceback with FAKESCOPE_DEBUG=1
         if os.environ.get("FAKESCOPE_DEBUG"):
             raise
-        err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (set FAKESCOPE_DEBUG=1 for details)",
+        err.print(f"[red]internal error:[/red] {escape(f'{type(exc).__name__}: {exc}')} (set FAKESCOPE_DEBUG=1 for details)",
                   highlight=False)
         sys.exit(EXIT_INTERNAL)
 

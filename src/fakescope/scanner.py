@@ -18,7 +18,7 @@ import torch
 
 from . import __version__
 from .aggregate import AGGREGATORS
-from .errors import FakescopeError, MediaError
+from .errors import FakescopeError
 from .faces import FACE_DETECTORS, Face, crop_face, link_tracks
 from .media import MEDIA_EXTENSIONS, Frame, MediaLimits, load_media
 from .models.base import LoadedDetector

@@ -5,23 +5,20 @@ its command without the main CLI importing its internals.
 """
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, List
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ..errors import FakescopeError
-from ..results import EXIT_USAGE
 
 if TYPE_CHECKING:
     from .manifest import Manifest
 
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, soft_wrap=True)
+from ..console import out  # noqa: E402
+from ..console import fail as _fail  # noqa: E402
 
 
 def register(app: typer.Typer) -> None:
@@ -65,10 +62,6 @@ def _parse_options(pairs: List[str]) -> dict[str, str]:
         options[key] = value.strip()
     return options
 
-
-def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(EXIT_USAGE)
 
 
 def _print_summary(manifest: Manifest, output: Path) -> None:

@@ -6,26 +6,21 @@ would be a circular import when this module is imported first.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..errors import FakescopeError
-from ..results import EXIT_ALL_SCORED, EXIT_NOTHING_SCORED, EXIT_SOME_FAILED, EXIT_USAGE
+from ..results import EXIT_ALL_SCORED, EXIT_NOTHING_SCORED, EXIT_SOME_FAILED
 
-_out = Console(width=None if sys.stdout.isatty() else 160)
-_err = Console(stderr=True, soft_wrap=True)
+from ..console import err as _err  # noqa: E402
+from ..console import fail as _fail  # noqa: E402
+from ..console import out as _out  # noqa: E402
 
-
-def _fail(message: str) -> None:
-    _err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
-    raise typer.Exit(EXIT_USAGE)
 
 
 def extract(

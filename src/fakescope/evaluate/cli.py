@@ -6,7 +6,6 @@ happen inside the command, so `fakescope --help` stays fast.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -17,8 +16,7 @@ from rich.table import Table
 from ..errors import FakescopeError
 from ..results import EXIT_USAGE
 
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, soft_wrap=True)
+from ..console import err, out  # noqa: E402
 
 
 def parse_data_spec(spec: str) -> tuple[Optional[str], Path, Optional[str]]:

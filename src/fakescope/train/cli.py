@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from ..errors import FakescopeError
@@ -26,7 +25,7 @@ def register(app: typer.Typer) -> None:
         Works under torchrun for several processes."""
         from .config import load_config
 
-        err = Console(stderr=True, soft_wrap=True)
+        from ..console import err
         try:
             cfg = load_config(config, overrides or [])
             from .trainer import train
