@@ -184,6 +184,7 @@ from .evaluate.cli import register as _register_evaluate; _register_evaluate(app
 from .data.extract_cli import register as _register_extract; _register_extract(app)  # noqa: E402,E702
 from .data.cli import register as _register_data; _register_data(app)  # noqa: E402,E702
 from .train.cli import register as _register_train; _register_train(app)  # noqa: E402,E702
+from .data.synth_cli import register as _register_synth; _register_synth(app)  # noqa: E402,E702
 # -- end of registered commands --
 
 
