@@ -40,6 +40,10 @@ class DetectorModel(nn.Module):
     #: default preprocessing for freshly built (untrained) models of this class
     default_preprocess = PreprocessSpec()
 
+    #: constructor kwargs that only choose initial weights (e.g. ``imagenet_init``):
+    #: a checkpoint's weights replace them, so checkpoints neither store nor apply them
+    init_only_kwargs: tuple[str, ...] = ()
+
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -70,13 +74,19 @@ def save_checkpoint(
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
         "arch": arch,
-        "arch_kwargs": arch_kwargs or {},
+        "arch_kwargs": _architecture_kwargs(arch, arch_kwargs),
         "preprocess": preprocess.model_dump(),
         "provenance": provenance or {},
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
     }
     torch.save(payload, path)
     return sha256_of(path)
+
+
+def _architecture_kwargs(arch: str, kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """``kwargs`` without the ones that only pick initial weights (see ``init_only_kwargs``)."""
+    drop = set(MODELS.get(arch).init_only_kwargs) if arch in MODELS else set()
+    return {k: v for k, v in (kwargs or {}).items() if k not in drop}
 
 
 def sha256_of(path: str | Path) -> str:
@@ -114,7 +124,8 @@ def load_checkpoint(path: str | Path, expected_sha256: str | None = None) -> Loa
         raise ModelLoadError(
             f"{path}: not a fakescope checkpoint (convert published weights with `fakescope import-weights`)"
         )
-    model = build_model(payload["arch"], **payload.get("arch_kwargs", {}))
+    # initial-weight options (older checkpoints may hold them) must not load pretrained files here
+    model = build_model(payload["arch"], **_architecture_kwargs(payload["arch"], payload.get("arch_kwargs")))
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
