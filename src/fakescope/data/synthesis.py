@@ -544,20 +544,23 @@ class SyntheticFakeDataset(Dataset):
         fake, mask = self_blend(image, lm, rng)
         return fake, mask, "sbi"
 
+    def make(self, index: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """(RGB uint8 image, float32 HxW mask, label) of item `index` this epoch, before
+        normalisation (for callers that augment first)."""
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        if rng.random() < self.p_fake:
+            kind = self.kind if self.kind != "both" else ("sbi" if rng.random() < 0.5 else "xray")
+            image, mask, _ = self.synthesize(index, rng, kind)
+            return image, mask, 1.0
+        image, _ = self.load(index)
+        return image, np.zeros(image.shape[:2], np.float32), 0.0
+
     def __getitem__(self, index: int) -> dict:
         import torch
 
         from .dataset import normalise
 
-        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
-        if rng.random() < self.p_fake:
-            kind = self.kind if self.kind != "both" else ("sbi" if rng.random() < 0.5 else "xray")
-            image, mask, _ = self.synthesize(index, rng, kind)
-            label = 1.0
-        else:
-            image, _ = self.load(index)
-            mask = np.zeros(image.shape[:2], np.float32)
-            label = 0.0
+        image, mask, label = self.make(index)
         return {
             "image": normalise(image, self.preprocess),
             "label": torch.tensor(label),

@@ -82,7 +82,19 @@ class Augmenter:
         self.rng = np.random.default_rng(int(states[-1]))
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        out = self.compose(image=image)["image"] if self.compose is not None else image
+        return self.with_mask(image, None)[0]
+
+    def with_mask(self, image: np.ndarray, mask: Optional[np.ndarray]) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """Augment an image and, where given, its (H, W) float mask alike: spatial transforms
+        (flips, shifts) move the mask with the face, pixel-level ones (JPEG, blur, colour)
+        leave it as is. Face-part cutout leaves the mask too."""
+        if self.compose is None:
+            out = image
+        elif mask is None:
+            out = self.compose(image=image)["image"]
+        else:
+            result = self.compose(image=image, mask=mask)
+            out, mask = result["image"], np.ascontiguousarray(result["mask"], dtype=np.float32)
         if out.shape != image.shape or out.dtype != np.uint8:
             raise ValueError(
                 f"augmentation changed the crop from {image.shape} {image.dtype} to {out.shape} {out.dtype}; "
@@ -91,7 +103,7 @@ class Augmenter:
         if self.cutout is not None and self.rng.random() < self.cutout.p:
             part = self.cutout.parts[int(self.rng.integers(len(self.cutout.parts)))]
             out = face_part_cutout(out, part, self.rng, self.cutout.jitter, self.cutout.fill)
-        return out
+        return out, mask
 
 
 def build_augmenter(section: AugmentSection) -> Optional[Augmenter]:

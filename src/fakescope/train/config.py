@@ -15,6 +15,31 @@ Schema (defaults in brackets; every section rejects keys it does not know):
                 batch_size [32]; val_batch_size [2 x batch_size]; num_workers [0];
                 balanced [false]: draw classes equally often (with replacement).
                 The `test` split is refused: it is for final evaluation only.
+                extra_train [[]]: more {manifest, split [whole manifest]} sources
+                added to the train data (e.g. the reals of other face sets).
+                train.synthesis / val.synthesis [none]: fakes made from real faces
+                (see fakescope.data.synthesis): {kind sbi | xray | both [sbi],
+                p_fake [0.5]: share of real faces turned fake, landmarks_json [none]:
+                cache of the faces' landmarks (MTCNN runs once for any face it does
+                not list; keyed by absolute image path), keep_real_fakes [false]:
+                also use the manifests' own fake rows (mixed in; they carry no mask)}.
+                With synthesis the real rows (of train and every extra_train source)
+                become SBI / Face X-ray fakes, fresh each epoch, reproducible from
+                (seed, epoch, index); without keep_real_fakes the fake rows are left
+                out. On val, synthesis makes one fixed set of fakes (epoch 0, the run's
+                seed), for validating where no real fakes exist; it is usually better
+                to validate on real fakes (a plain val manifest) when there are any.
+                balanced is refused with synthesis (p_fake sets the class balance).
+    loss:       mask_weight [0: off]: weight of a per-pixel BCE-with-logits between
+                the model's "mask" logits and the synthetic fakes' blending mask,
+                added to the classification loss (train_loss includes it; val_loss
+                is the classification loss alone); the target is area-downsampled to
+                the model's mask size. Averaged over the samples that have a mask
+                (synthetic fakes and the synthetic set's reals, whose mask is all 0);
+                real fake rows do not take part. Needs data.train.synthesis and a
+                model that returns "mask". mask_target mask | boundary [mask]:
+                the blending mask M, or Face X-ray's boundary 4 M (1 - M)
+                (computed at full resolution, then downsampled)
     augment:    transforms [[]]: list of {name: albumentations class, p [0.5],
                 params [{}]}; face_part_cutout: {p [0], parts [eyes, nose, mouth],
                 jitter [0.03], fill [0]} (see fakescope.train.augment)
@@ -127,13 +152,36 @@ class SplitSource(_Section):
         return value
 
 
+class SynthesisSection(_Section):
+    kind: Literal["sbi", "xray", "both"] = "sbi"
+    p_fake: float = Field(0.5, gt=0.0, le=1.0)
+    landmarks_json: Optional[str] = None
+    keep_real_fakes: bool = False
+
+
+class SynthSource(SplitSource):
+    synthesis: Optional[SynthesisSection] = None
+
+
 class DataSection(_Section):
-    train: SplitSource
-    val: SplitSource
+    train: SynthSource
+    val: SynthSource
+    extra_train: list[SplitSource] = []
     batch_size: int = Field(32, gt=0)
     val_batch_size: Optional[int] = Field(None, gt=0)
     num_workers: int = Field(0, ge=0)
     balanced: bool = False
+
+    @model_validator(mode="after")
+    def _balanced_without_synthesis(self) -> "DataSection":
+        if self.balanced and self.train.synthesis is not None:
+            raise ConfigError("data.balanced: not with data.train.synthesis (its p_fake sets the class balance)")
+        return self
+
+
+class LossSection(_Section):
+    mask_weight: float = Field(0.0, ge=0.0)
+    mask_target: Literal["mask", "boundary"] = "mask"
 
 
 class TransformSpec(_Section):
@@ -254,6 +302,7 @@ class TrainConfig(_Section):
     preprocess: PreprocessSection = PreprocessSection()
     data: DataSection
     augment: AugmentSection = AugmentSection()
+    loss: LossSection = LossSection()
     optim: OptimSection = OptimSection()
     schedule: Schedule = NoSchedule(name="none")
     train: TrainSection = TrainSection()
@@ -276,6 +325,9 @@ class TrainConfig(_Section):
         and of each albumentations transform. Raised as ConfigError (not ValueError)
         so pydantic passes them through with their own, precise key paths."""
         problems = _check_arch_kwargs(self.model) + _check_transforms(self.augment.transforms)
+        if self.loss.mask_weight > 0 and self.data.train.synthesis is None:
+            problems.append("loss.mask_weight: mask supervision needs data.train.synthesis "
+                            "(only synthetic fakes come with masks); set it or mask_weight: 0")
         if problems:
             raise ConfigError("; ".join(problems))
         return self
@@ -436,6 +488,11 @@ def expand_env(value: str, key: str = "path") -> str:
 def _path_fields(config: TrainConfig) -> list[tuple[str, str]]:
     fields = [("output", config.output), ("data.train.manifest", config.data.train.manifest),
               ("data.val.manifest", config.data.val.manifest)]
+    fields += [(f"data.extra_train[{i}].manifest", source.manifest) for i, source in enumerate(config.data.extra_train)]
+    for key in ("train", "val"):
+        synthesis = getattr(config.data, key).synthesis
+        if synthesis is not None and synthesis.landmarks_json:
+            fields.append((f"data.{key}.synthesis.landmarks_json", synthesis.landmarks_json))
     if config.model.init:
         fields.append(("model.init", config.model.init))
     return fields

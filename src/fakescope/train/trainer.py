@@ -14,6 +14,19 @@ step boundaries together with model, optimizer, scheduler, GradScaler, the
 position inside the epoch and the running train loss. Resuming restores all of
 it and skips the batches already done, so the continued run takes the same
 steps, with the same batches and dropout masks, as an uninterrupted one.
+
+Synthetic fakes (`data.train.synthesis`). The real rows of the train data go
+through `SyntheticFakeDataset`: whether item i is turned fake in epoch e, how,
+and its mask, are drawn from a generator seeded with (synthesis seed, e, i) only,
+where the synthesis seed is derived from the run seed; the augmentation after it
+is reseeded from (seed, e, i) like any item's. Landmarks are computed (or read
+from `landmarks_json`) before training and never change. So a synthetic sample
+depends on no process state either, and resume stays exact. Items carry a
+"mask" (1,H,W) and "has_mask": 1 for the synthetic set (its reals too: their
+mask is known to be empty), 0 for real fake rows mixed in with
+`keep_real_fakes` (zero mask, left out of the mask loss). `loss.mask_weight`
+adds a per-pixel BCE on the model's "mask" logits against that target,
+area-downsampled to the mask's size.
 `last.pt` is written at every epoch end, every `train.checkpoint_every` steps,
 when `train.max_steps` is reached, and when SIGINT/SIGTERM asks the run to stop
 (it stops at the next step boundary; a second Ctrl-C stops at once).
@@ -30,6 +43,7 @@ from __future__ import annotations
 import csv
 import datetime
 import io
+import json
 import math
 import os
 import random
@@ -37,7 +51,7 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -51,17 +65,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sklearn.metrics import roc_auc_score
 from torch import distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler, Sampler
 # Imported here, before any seeding, so no import can draw from the global RNGs
 # between a checkpoint and its resume.
 from torch.utils.tensorboard import SummaryWriter
 
-from ..data.dataset import FaceCropDataset
+from ..data.dataset import FaceCropDataset, normalise
 from ..data.manifest import Manifest, ManifestError
+from ..data.synthesis import SyntheticFakeDataset
 from ..errors import FakescopeError
 from ..models.base import MODELS, DetectorModel, PreprocessSpec, build_model, save_checkpoint
 from .augment import Augmenter, build_augmenter
-from .config import OPERATIONAL_KEYS, ConfigError, TrainConfig
+from .config import OPERATIONAL_KEYS, ConfigError, SplitSource, SynthesisSection, TrainConfig
 from .sam import SAM
 
 STATE_FORMAT = "fakescope-train-state"
@@ -152,17 +167,64 @@ def _resolve_device(name: str, local_rank: Optional[int]) -> torch.device:
 
 
 class _TrainDataset(FaceCropDataset):
-    """FaceCropDataset whose augmentation is reseeded from (seed, epoch, index) per sample."""
+    """FaceCropDataset whose augmentation is reseeded from (seed, epoch, offset + index) per
+    sample. With `with_mask` (mixed with synthetic fakes) its items also carry an all-zero
+    "mask" and "has_mask" 0, so they batch with the synthetic ones and stay out of the mask loss."""
 
-    def __init__(self, manifest: Manifest, preprocess: PreprocessSpec, augment: Optional[Augmenter], seed: int):
+    def __init__(self, manifest: Manifest, preprocess: PreprocessSpec, augment: Optional[Augmenter], seed: int,
+                 offset: int = 0, with_mask: bool = False):
         super().__init__(manifest, preprocess, augment)
         self.seed = seed
         self.epoch = 0
+        self.offset = offset
+        self.with_mask = with_mask
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
 
     def __getitem__(self, index: int) -> dict:
         if self.augment is not None:
-            self.augment.reseed(self.seed, self.epoch, index)
-        return super().__getitem__(index)
+            self.augment.reseed(self.seed, self.epoch, self.offset + index)
+        item = super().__getitem__(index)
+        if self.with_mask:
+            size = self.preprocess.input_size
+            item["mask"] = torch.zeros(1, size, size)
+            item["has_mask"] = torch.tensor(0.0)
+        return item
+
+
+def _synthesis_seed(seed: int) -> int:
+    """The synthetic fakes' seed: derived from the run's, but a stream of its own (the
+    augmentation is keyed by the same (seed, epoch, index))."""
+    return int(np.random.SeedSequence([seed, 0x5B1]).generate_state(1)[0])
+
+
+class _SyntheticTrainDataset(SyntheticFakeDataset):
+    """SyntheticFakeDataset whose items are augmented (image and mask alike) after the
+    fake is made, reseeded from (seed, epoch, index); every item has_mask 1."""
+
+    def __init__(self, manifest: Manifest, preprocess: PreprocessSpec, section: SynthesisSection,
+                 augment: Optional[Augmenter], seed: int, landmarks_json: Optional[Path]):
+        super().__init__(manifest, preprocess, kind=section.kind, seed=_synthesis_seed(seed), p_fake=section.p_fake,
+                         landmarks_json=landmarks_json)
+        self.augment = augment
+        self.augment_seed = seed
+
+    def __getitem__(self, index: int) -> dict:
+        image, mask, label = self.make(index)
+        if self.augment is not None:
+            self.augment.reseed(self.augment_seed, self.epoch, index)
+            image, mask = self.augment.with_mask(image, mask)
+        return {
+            "image": normalise(image, self.preprocess), "label": torch.tensor(label),
+            "mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None],
+            "has_mask": torch.tensor(1.0), "index": index,
+        }
+
+
+def _set_epoch(dataset, epoch: int) -> None:
+    for part in dataset.datasets if isinstance(dataset, ConcatDataset) else [dataset]:
+        part.set_epoch(epoch)
 
 
 class BalancedSampler(DistributedSampler):
@@ -462,11 +524,20 @@ class _Run:
                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
         if not isinstance(out, dict) or "logits" not in out or tuple(out["logits"].shape) != (2,):
             raise ConfigError(f"model.arch: {section.arch} does not return {{'logits': (B,)}} as detectors must")
+        if self.cfg.loss.mask_weight > 0:
+            mask = out.get("mask")
+            if mask is None:
+                raise ConfigError(f"loss.mask_weight: {self.cfg.loss.mask_weight} needs a model with a mask head, but "
+                                  f"{section.arch} (kwargs {section.kwargs}) returns no 'mask'; enable its mask head "
+                                  "or set loss.mask_weight: 0")
+            if mask.dim() != 4 or tuple(mask.shape[:2]) != (2, 1):
+                raise ConfigError(f"loss.mask_weight: {section.arch}'s 'mask' output is {tuple(mask.shape)}, "
+                                  "not (B, 1, h, w)")
         model.train()
         return model, preprocess
 
-    def _manifest(self, key: str) -> tuple[Manifest, Path]:
-        source = getattr(self.cfg.data, key)
+    def _manifest(self, key: str, source: Optional[SplitSource] = None) -> tuple[Manifest, Path]:
+        source = source if source is not None else getattr(self.cfg.data, key)
         path = self.cfg.resolve_path(source.manifest, f"data.{key}.manifest")
         try:
             manifest = Manifest.read(path)
@@ -487,18 +558,31 @@ class _Run:
 
     def _setup_data(self, preprocess: PreprocessSpec) -> None:
         (train_manifest, self.train_path), (val_manifest, self.val_path) = self._manifest("train"), self._manifest("val")
+        if self.cfg.data.extra_train:
+            # One manifest of absolute paths: the sources' relative paths may clash.
+            parts = [train_manifest] + [self._manifest(f"extra_train[{i}]", source)[0]
+                                        for i, source in enumerate(self.cfg.data.extra_train)]
+            train_manifest = Manifest([replace(s, path=str(m.resolve(s.path))) for m in parts for s in m.samples],
+                                      train_manifest.root)
         overlap = {str(train_manifest.resolve(s.path).resolve()) for s in train_manifest} & {
             str(val_manifest.resolve(s.path).resolve()) for s in val_manifest}
         if overlap:
             raise ConfigError(f"data: {len(overlap)} image(s) are in both train and val (e.g. {sorted(overlap)[0]}); "
                               "validation must be held out")
         for key, manifest in (("train", train_manifest), ("val", val_manifest)):
-            if len(set(manifest.labels())) < 2:
+            if len(set(manifest.labels())) < 2 and getattr(self.cfg.data, key).synthesis is None:
                 self.warn(f"data.{key} holds only label {manifest.labels()[0]}"
                           + ("; validation AUC cannot be computed" if key == "val" else ""))
         data = self.cfg.data
-        self.train_ds = _TrainDataset(train_manifest, preprocess, build_augmenter(self.cfg.augment), self.seed)
-        self.val_ds = FaceCropDataset(val_manifest, preprocess)
+        augmenter = build_augmenter(self.cfg.augment)
+        if data.train.synthesis is None:
+            self.train_ds = _TrainDataset(train_manifest, preprocess, augmenter, self.seed)
+        else:
+            self.train_ds = self._synthetic("train", train_manifest, preprocess, augmenter)
+        if data.val.synthesis is None:
+            self.val_ds = FaceCropDataset(val_manifest, preprocess)
+        else:  # one fixed set of fakes: epoch 0 for good, no augmentation
+            self.val_ds = self._synthetic("val", val_manifest, preprocess, None)
         if data.balanced:
             self.sampler: DistributedSampler = BalancedSampler(
                 self.train_ds, train_manifest.labels(), self.dist.world, self.dist.rank, self.seed)
@@ -506,6 +590,48 @@ class _Run:
             self.sampler = DistributedSampler(
                 self.train_ds, num_replicas=self.dist.world, rank=self.dist.rank, shuffle=True, seed=self.seed)
         self.steps_per_epoch = math.ceil(len(self.sampler) / data.batch_size)
+
+    def _synthetic(self, key: str, manifest: Manifest, preprocess: PreprocessSpec, augmenter: Optional[Augmenter]):
+        """Synthetic fakes from the real rows (plus, with keep_real_fakes, the fake rows as they are)."""
+        section: SynthesisSection = getattr(self.cfg.data, key).synthesis
+        reals = Manifest([s for s in manifest.samples if int(s.label) == 0], manifest.root)
+        fakes = Manifest([s for s in manifest.samples if int(s.label) != 0], manifest.root)
+        if not len(reals):
+            raise ConfigError(f"data.{key}.synthesis: the {key} data has no real faces (label 0) to make fakes from")
+        landmarks = (self.cfg.resolve_path(section.landmarks_json, f"data.{key}.synthesis.landmarks_json")
+                     if section.landmarks_json else None)
+        # Absolute paths as landmark keys: the same face has the same key in any manifest.
+        reals = Manifest([replace(s, path=str(reals.resolve(s.path))) for s in reals.samples], reals.root)
+        synthetic = _SyntheticTrainDataset(reals, preprocess, section, augmenter, self.seed, landmarks)
+        self._landmarks(synthetic, key, landmarks)
+        if not section.keep_real_fakes or not len(fakes):
+            return synthetic
+        # The real fakes follow the synthetic items; their augmentation keys continue the index.
+        plain = _TrainDataset(fakes, preprocess, augmenter, self.seed, offset=len(synthetic), with_mask=True)
+        return ConcatDataset([synthetic, plain])
+
+    def _landmarks(self, dataset: SyntheticFakeDataset, key: str, path: Optional[Path]) -> None:
+        """Every face's landmarks before training (MTCNN where the cache lacks them): loader
+        workers then share them, and nothing is detected mid-run. Rank 0 writes the cache."""
+        cached = dataset.landmarks.entries
+        missing = sum(1 for s in dataset.manifest.samples if s.path not in cached)
+        if self.dist.main and missing:
+            self.say(f"data.{key}.synthesis: finding landmarks of {missing} face(s) with MTCNN"
+                     + (f" (cached in {path})" if path else " (set landmarks_json to keep them)"))
+            started = time.perf_counter()
+            dataset.precompute_landmarks()
+            if path is not None:
+                dataset.save_landmarks()
+            self.say(f"  done in {time.perf_counter() - started:.0f} s")
+        self.dist.barrier()
+        if not self.dist.main and missing:
+            if path is not None and path.is_file():
+                dataset.landmarks.entries.update(json.loads(path.read_text()))
+            dataset.precompute_landmarks()
+        found = sum(1 for s in dataset.manifest.samples if dataset.landmarks.entries.get(s.path) is not None)
+        if found < len(dataset):
+            self.warn(f"data.{key}.synthesis: no landmarks for {len(dataset) - found} of {len(dataset)} face(s); "
+                      "their masks fall back to a central ellipse (and X-ray fakes to SBI)")
 
     def _loader(self, dataset, batch_size: int, sampler=None, seed: int = 0) -> DataLoader:
         generator = torch.Generator()
@@ -517,7 +643,7 @@ class _Run:
 
     def _train_loader(self, epoch: int, skip_batches: int) -> DataLoader:
         self.sampler.set_epoch(epoch)
-        self.train_ds.epoch = epoch
+        _set_epoch(self.train_ds, epoch)
         bs = self.cfg.data.batch_size
         sampler = _Skip(self.sampler, skip_batches * bs) if skip_batches else self.sampler
         return self._loader(self.train_ds, bs, sampler, seed=self.seed + epoch)
@@ -635,27 +761,47 @@ class _Run:
             disable=not self.console.is_terminal,
         )
 
-    def _forward_loss(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def _forward_loss(self, batch: dict) -> torch.Tensor:
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
-            logits = self.model(images)["logits"]
-        return F.binary_cross_entropy_with_logits(logits.float(), labels)
+            out = self.model(batch["image"])
+        loss = F.binary_cross_entropy_with_logits(out["logits"].float(), batch["label"])
+        weight = self.cfg.loss.mask_weight
+        if weight > 0:
+            loss = loss + weight * self._mask_loss(out["mask"].float(), batch["mask"], batch["has_mask"])
+        return loss
+
+    def _mask_loss(self, logits: torch.Tensor, target: torch.Tensor, has_mask: torch.Tensor) -> torch.Tensor:
+        """Per-pixel BCE, averaged per sample, then over the samples with has_mask = 1
+        (0 when the batch has none). The target (blending mask M, or 4 M (1 - M)) is made at
+        full resolution and area-downsampled to the logits' size: each cell gets its mean."""
+        if self.cfg.loss.mask_target == "boundary":
+            target = 4.0 * target * (1.0 - target)
+        if target.shape[-2:] != logits.shape[-2:]:
+            target = F.interpolate(target, size=logits.shape[-2:], mode="area")
+        per_sample = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=(1, 2, 3))
+        return (per_sample * has_mask).sum() / has_mask.sum().clamp(min=1.0)
 
     def _clip(self) -> None:
         if self.cfg.optim.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.cfg.optim.grad_clip)
 
     def _step(self, batch: dict) -> torch.Tensor:
-        images = batch["image"].to(self.device, non_blocking=True, memory_format=self.memory_format)
-        labels = batch["label"].to(self.device, non_blocking=True).float()
+        inputs = {
+            "image": batch["image"].to(self.device, non_blocking=True, memory_format=self.memory_format),
+            "label": batch["label"].to(self.device, non_blocking=True).float(),
+        }
+        if self.cfg.loss.mask_weight > 0:
+            inputs["mask"] = batch["mask"].to(self.device, non_blocking=True).float()
+            inputs["has_mask"] = batch["has_mask"].to(self.device, non_blocking=True).float()
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self._forward_loss(images, labels)
+        loss = self._forward_loss(inputs)
         if isinstance(self.optimizer, SAM):
             loss.backward()
 
             def closure():
                 self.optimizer.zero_grad(set_to_none=True)
                 with _bn_stats_frozen(self.module):
-                    second = self._forward_loss(images, labels)
+                    second = self._forward_loss(inputs)
                 second.backward()
                 self._clip()
                 return second
