@@ -23,6 +23,7 @@ from ..console import fail as _fail  # noqa: E402
 
 def register(app: typer.Typer) -> None:
     app.command("index")(index)
+    app.command("split")(split)
 
 
 def index(
@@ -50,15 +51,65 @@ def index(
     _print_summary(manifest, output)
 
 
-def _parse_options(pairs: List[str]) -> dict[str, str]:
+def split(
+    manifests: List[str] = typer.Argument(
+        ..., help="Manifests to merge and split, each NAME=PATH (NAME becomes the dataset column) or a PATH (named after its folder).",
+    ),
+    output: Path = typer.Option(..., "--output", "-o", help="Merged manifest CSV to write (absolute paths, a split on every row)."),
+    val: float = typer.Option(0.2, "--val", min=0.0, max=0.95, help="Share of identity groups for validation."),
+    test: float = typer.Option(0.5, "--test", min=0.0, max=0.95, help="Share of identity groups held out for testing."),
+    seed: int = typer.Option(0, "--seed", help="Shuffle seed (the split is a pure function of the inputs and this)."),
+    assign: List[str] = typer.Option([], "--assign", help="Put a whole dataset in one split, NAME=SPLIT (repeatable)."),
+    same_ids: List[str] = typer.Option(
+        [], "--same-ids", help="Datasets that number the same videos, comma-separated (repeatable), e.g. ffpp-crops,ffpp-faces.",
+    ),
+) -> None:
+    """Merge manifests and split rows without a split by video identity, so no face is on two sides.
+
+    Rows that share a video id part (FF++ `519_515` joins `519` and `515`) form one group; groups
+    are cut into train/val/test within each manipulation method. Existing splits are kept.
+    """
+    from .manifest import Manifest
+    from .splits import leaks, merge, split_by_identity
+
+    try:
+        named = {}
+        for item in manifests:
+            name, sep, path = item.partition("=")
+            if not sep:
+                name, path = Path(item).parent.name if Path(item).suffix == ".csv" else Path(item).name, item
+            if name in named:
+                raise FakescopeError(f"dataset name {name!r} is given twice; name them NAME=PATH")
+            named[name] = Manifest.read(path)
+        pinned = _parse_options(assign, "--assign")
+        namespaces = {}
+        for group in same_ids:
+            names = [n.strip() for n in group.split(",") if n.strip()]
+            for name in names:
+                if name not in named:
+                    raise FakescopeError(f"--same-ids: no dataset named {name!r}; datasets are {sorted(named)}")
+                namespaces[name] = names[0]
+        result = split_by_identity(merge(named), val=val, test=test, seed=seed, assign=pinned, namespaces=namespaces)
+        leaked = leaks(result, namespaces)
+        if leaked:  # cannot happen unless fixed input splits already leak
+            raise FakescopeError(f"identity on more than one side of the split: {', '.join(leaked[:5])}")
+        result.write(output)
+    except FakescopeError as exc:
+        _fail(exc.message)
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror or exc}")
+    _print_summary(result, output)
+
+
+def _parse_options(pairs: List[str], flag: str = "--option") -> dict[str, str]:
     options: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise FakescopeError(f"--option {pair!r}: expected key=value, e.g. --option compression=c40")
+            raise FakescopeError(f"{flag} {pair!r}: expected key=value, e.g. {flag} name=value")
         if key in options:
-            raise FakescopeError(f"--option {key} is given twice")
+            raise FakescopeError(f"{flag} {key} is given twice")
         options[key] = value.strip()
     return options
 

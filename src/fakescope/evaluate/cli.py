@@ -71,6 +71,17 @@ def load_dataset(spec: str, global_split: Optional[str]):
     return name, manifest, note
 
 
+def by_dataset_column(name: str, manifest, named: bool) -> list:
+    """A merged manifest (`fakescope split`) is one table row per value of its dataset column,
+    unless the user named it NAME=PATH (then it is pooled under that name)."""
+    from ..data.manifest import Manifest
+
+    values = list(dict.fromkeys(s.dataset for s in manifest))
+    if named or len(values) < 2 or None in values:
+        return [(name, manifest)]
+    return [(value, Manifest([s for s in manifest if s.dataset == value], manifest.root)) for value in values]
+
+
 def _cell(value: Optional[float]) -> str:
     return "—" if value is None else f"{value:.3f}"
 
@@ -131,7 +142,7 @@ def register(app: typer.Typer) -> None:
                 name, manifest, note = load_dataset(spec, split)
                 if note:
                     err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
-                datasets.append((name, manifest))
+                datasets.extend(by_dataset_column(name, manifest, named="=" in spec))
             result = evaluate(
                 checkpoint, datasets, device=device, batch_size=batch_size, num_workers=workers,
                 logloss_clip=logloss_clip,
