@@ -4,14 +4,24 @@
 # Every step resumes or is cheap to redo; outputs go to runs/ (gitignored).
 set -euo pipefail
 SHARED="${FAKESCOPE_SHARED:-../shared}"
+VIDEOS="$(cd "$SHARED/data/ffpp-videos" && pwd)"
+mkdir -p runs/data
 
-# 1. 64 face crops from each FF++ video (MTCNN, margin 1.3, 256 px): ~25 s.
-fakescope extract "$SHARED/data/ffpp-videos" runs/data/ffpp-video-faces --frames 64 -q
+# 1. Face crops from the FF++ videos (MTCNN, margin 1.3, 256 px): 128 frames of the real video,
+#    32 of each fake one, so real and fake video frames enter training in equal numbers
+#    (otherwise "compressed video frame" itself becomes a cue for fake). ~30 s.
+{ head -n 1 "$VIDEOS/manifest.csv"; awk -F, -v root="$VIDEOS" 'NR > 1 && $2 == 0 { print root "/" $0 }' "$VIDEOS/manifest.csv"; } \
+  > runs/data/ffpp-videos-real.csv
+{ head -n 1 "$VIDEOS/manifest.csv"; awk -F, -v root="$VIDEOS" 'NR > 1 && $2 == 1 { print root "/" $0 }' "$VIDEOS/manifest.csv"; } \
+  > runs/data/ffpp-videos-fake.csv
+fakescope extract runs/data/ffpp-videos-real.csv runs/data/ffpp-video-real-faces --frames 128 -q
+fakescope extract runs/data/ffpp-videos-fake.csv runs/data/ffpp-video-fake-faces --frames 32 -q
 
 # 2. One manifest, split by video identity (CIPLAB keeps its own split; the videos go to train).
 fakescope split ciplab="$SHARED/data/ciplab-faces" ffpp-crops="$SHARED/data/ffpp-crops" \
-  ffpp-video-faces=runs/data/ffpp-video-faces --assign ffpp-video-faces=train \
-  --same-ids ffpp-crops,ffpp-video-faces --val 0.2 --test 0.5 --seed 0 -o runs/data/default_split.csv
+  ffpp-video-real=runs/data/ffpp-video-real-faces ffpp-video-fake=runs/data/ffpp-video-fake-faces \
+  --assign ffpp-video-real=train --assign ffpp-video-fake=train \
+  --same-ids ffpp-crops,ffpp-video-real,ffpp-video-fake --val 0.2 --test 0.5 --seed 0 -o runs/data/default_split.csv
 
 # 3. Train (12 epochs; ~4 min an epoch on 2 cores).
 fakescope train configs/efficientnet_lite0_default.yaml

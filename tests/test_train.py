@@ -174,7 +174,7 @@ def test_training_writes_checkpoint_metrics_and_tensorboard(run_a, workdir, shar
 
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2"] and list(rows[0]) == \
-        ["epoch", "step", "train_loss", "val_loss", "val_auc", "val_acc", "lr", "seconds"]
+        ["epoch", "step", "train_loss", "val_loss", "val_auc", "val_auc_mean", "val_acc", "lr", "seconds"]
     assert max(float(r["val_auc"]) for r in rows) == pytest.approx(prov["val"]["auc"])
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     assert (out / "last.pt").is_file() and (out / "config.yaml").is_file()
@@ -183,6 +183,34 @@ def test_training_writes_checkpoint_metrics_and_tensorboard(run_a, workdir, shar
     report = fakescope.scan(faces, crops=True, model=str(out / "best.pt"))
     assert [r.status for r in report.results] == ["ok", "ok"]
     assert all(0.0 <= r.score <= 1.0 for r in report.results)
+
+
+def test_mean_dataset_auc_weighs_each_dataset_once():
+    """A small val set of another domain counts as much as a large one: pooled AUC and
+    the per-dataset mean disagree on which of two epochs is better."""
+    from fakescope.train.trainer import _is_better, _mean_dataset_auc
+
+    # 8 rows of dataset A (perfectly separated), 2 of dataset B (inverted).
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 0, 1])
+    datasets = ["a"] * 8 + ["b"] * 2
+    probs = np.array([0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95, 0.05])
+    assert _mean_dataset_auc(labels, probs, datasets) == pytest.approx((1.0 + 0.0) / 2)
+    # a dataset with one class only has no AUC and is left out of the mean
+    assert _mean_dataset_auc(labels, probs, ["a"] * 8 + ["c", "d"]) == pytest.approx(1.0)
+    first = {"val_auc": 0.9, "val_auc_mean": 0.5, "val_loss": 0.5}
+    second = {"val_auc": 0.8, "val_auc_mean": 0.7, "val_loss": 0.5}
+    assert not _is_better(second, first, "val_auc") and _is_better(second, first, "val_auc_mean")
+
+
+def test_select_mean_dataset_auc_picks_best_by_it(workdir):
+    out = workdir / "run_select"
+    result = _train(workdir / "cfg.yaml", "output=run_select", "train.select=mean_dataset_auc", "train.epochs=1")
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    prov = torch.load(out / "best.pt", map_location="cpu", weights_only=False)["provenance"]
+    assert result.epochs_completed == 1 and prov["selected_on"] == "val_auc_mean"
+    # one dataset in this val manifest: the mean over datasets is its AUC
+    assert float(rows[0]["val_auc_mean"]) == pytest.approx(float(rows[0]["val_auc"]))
+    assert prov["val"]["auc_mean_over_datasets"] == pytest.approx(float(rows[0]["val_auc_mean"]))
 
 
 # ---------------------------------------------------------------------------- (3) exact resume

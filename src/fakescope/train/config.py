@@ -62,7 +62,11 @@ Schema (defaults in brackets; every section rejects keys it does not know):
                 bn_momentum [none: the architecture's]: batch-norm running-statistics
                 momentum while training, PyTorch convention. MesoNet keeps Keras'
                 0.01, whose running statistics take a few hundred steps to settle:
-                in a short run on small data, validation would see stale ones.
+                in a short run on small data, validation would see stale ones;
+                select auc | mean_dataset_auc [auc]: what picks best.pt, the val AUC
+                pooled over all val rows, or the mean of the AUCs of each dataset in
+                the val manifest (its `dataset` column), so a small val set from
+                another domain weighs as much as a large one
     output:     the run folder (required)
     seed:       [none] = derived from the config's hash (see `TrainConfig.config_hash`),
                 so the same recipe reproduces the same run
@@ -268,6 +272,7 @@ class TrainSection(_Section):
     checkpoint_every: int = Field(0, ge=0)
     channels_last: bool = False
     bn_momentum: Optional[float] = Field(None, gt=0, le=1)
+    select: Literal["auc", "mean_dataset_auc"] = "auc"
 
     @field_validator("amp", mode="before")
     @classmethod

@@ -81,7 +81,9 @@ from .sam import SAM
 
 STATE_FORMAT = "fakescope-train-state"
 STATE_VERSION = 1
-METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_auc", "val_acc", "lr", "seconds"]
+METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_auc", "val_auc_mean", "val_acc", "lr", "seconds"]
+#: train.select -> the metrics row key that picks best.pt
+SELECT_KEYS = {"auc": "val_auc", "mean_dataset_auc": "val_auc_mean"}
 
 
 @dataclass
@@ -407,13 +409,26 @@ def _fmt(value: Optional[float]) -> str:
     return f"{value:.8g}"
 
 
-def _is_better(candidate: dict, best: Optional[dict]) -> bool:
-    """Higher validation AUC; ties (or AUCs that cannot be computed) go to lower loss."""
+def _auc(labels: np.ndarray, probs: np.ndarray) -> float:
+    return float(roc_auc_score(labels, probs)) if len(np.unique(labels)) == 2 else float("nan")
+
+
+def _mean_dataset_auc(labels: np.ndarray, probs: np.ndarray, datasets: list) -> float:
+    """Mean over the datasets that have both classes of their own AUC (NaN when none has)."""
+    names = np.asarray([str(d) for d in datasets])
+    aucs = [_auc(labels[names == name], probs[names == name]) for name in sorted(set(names))]
+    aucs = [a for a in aucs if math.isfinite(a)]
+    return float(np.mean(aucs)) if aucs else float("nan")
+
+
+def _is_better(candidate: dict, best: Optional[dict], key_name: str = "val_auc") -> bool:
+    """Higher validation AUC (`key_name`: pooled or per-dataset mean); ties (or AUCs that
+    cannot be computed) go to lower loss."""
     if best is None:
         return True
 
     def key(m):
-        auc = m["val_auc"]
+        auc = m.get(key_name)
         return (auc if auc is not None and math.isfinite(auc) else -math.inf, -m["val_loss"])
 
     return key(candidate) > key(best)
@@ -581,6 +596,7 @@ class _Run:
             self.train_ds = self._synthetic("train", train_manifest, preprocess, augmenter)
         if data.val.synthesis is None:
             self.val_ds = FaceCropDataset(val_manifest, preprocess)
+            self.val_datasets = [s.dataset for s in val_manifest]
         else:  # one fixed set of fakes: epoch 0 for good, no augmentation
             self.val_ds = self._synthetic("val", val_manifest, preprocess, None)
         if data.balanced:
@@ -895,9 +911,12 @@ class _Run:
         logits_t, labels_t = torch.cat(logits), torch.cat(labels)
         loss = F.binary_cross_entropy_with_logits(logits_t, labels_t).item()
         probs, y = torch.sigmoid(logits_t).numpy(), labels_t.numpy().astype(int)
-        auc = float(roc_auc_score(y, probs)) if len(np.unique(y)) == 2 else float("nan")
+        auc = _auc(y, probs)
+        # Rows of a synthetic val set (no dataset column of its own) count as one dataset.
+        datasets = getattr(self, "val_datasets", None) or [None] * len(y)
+        auc_mean = _mean_dataset_auc(y, probs, datasets[: len(y)])
         acc = float(np.mean((probs >= 0.5) == (y == 1)))
-        return {"val_loss": loss, "val_auc": auc, "val_acc": acc, "n": int(len(y))}
+        return {"val_loss": loss, "val_auc": auc, "val_auc_mean": auc_mean, "val_acc": acc, "n": int(len(y))}
 
     def _end_epoch(self, epoch: int, loss_sum: float, seen: int, seconds: float, writer, bar) -> None:
         total_loss, total_seen = self._all_sum(loss_sum, float(seen))
@@ -916,14 +935,15 @@ class _Run:
             row = {
                 "epoch": epoch + 1, "step": self.global_step, "train_loss": train_loss,
                 "val_loss": metrics["val_loss"] if metrics else None, "val_auc": metrics["val_auc"] if metrics else None,
+                "val_auc_mean": metrics["val_auc_mean"] if metrics else None,
                 "val_acc": metrics["val_acc"] if metrics else None, "lr": self.optimizer.param_groups[0]["lr"],
                 "seconds": seconds,
             }
             self.history.append(row)
             self._write_metrics()
-            improved = metrics is not None and _is_better(row, self.best)
+            improved = metrics is not None and _is_better(row, self.best, SELECT_KEYS[self.cfg.train.select])
             if improved:
-                self.best = {k: row[k] for k in ("epoch", "step", "val_loss", "val_auc", "val_acc")}
+                self.best = {k: row[k] for k in ("epoch", "step", "val_loss", "val_auc", "val_auc_mean", "val_acc")}
                 self._save_best(metrics)
             if writer is not None:
                 writer.add_scalar("epoch/train_loss", train_loss, self.global_step)
@@ -934,7 +954,9 @@ class _Run:
                 writer.flush()
             parts = [f"epoch {epoch + 1}/{self.cfg.train.epochs}", f"step {self.global_step}", f"train_loss {train_loss:.4f}"]
             if metrics:
-                parts += [f"val_loss {metrics['val_loss']:.4f}", f"val_auc {_fmt(metrics['val_auc'])[:6]}",
+                parts += [f"val_loss {metrics['val_loss']:.4f}", f"val_auc {_fmt(metrics['val_auc'])[:6]}"
+                          + (f" (mean over datasets {_fmt(metrics['val_auc_mean'])[:6]})"
+                             if self.cfg.train.select == "mean_dataset_auc" else ""),
                           f"val_acc {metrics['val_acc']:.3f}"]
             parts += [f"lr {row['lr']:.2e}", f"{seconds:.1f} s"]
             self.say("  ".join(parts) + ("  (best so far)" if improved else ""))
@@ -965,7 +987,7 @@ class _Run:
         csv_writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n")
         csv_writer.writeheader()
         for row in self.history:
-            csv_writer.writerow({k: (row[k] if k in ("epoch", "step") else _fmt(row[k])) for k in METRIC_COLUMNS})
+            csv_writer.writerow({k: (row[k] if k in ("epoch", "step") else _fmt(row.get(k))) for k in METRIC_COLUMNS})
         _atomic_write_text(self.out / "metrics.csv", buffer.getvalue())
 
     def _save_best(self, metrics: dict) -> None:
@@ -975,8 +997,10 @@ class _Run:
             "trained_with": f"fakescope {__version__} train", "torch": str(torch.__version__),
             "config": self.cfg.canonical(), "config_sha256": self.cfg.config_hash(),
             "config_file": str(self.cfg._source) if self.cfg._source else None, "overrides": list(self.cfg._overrides),
-            "seed": self.seed, "epoch": self.best["epoch"], "step": self.best["step"], "selected_on": "val_auc",
-            "val": {"auc": metrics["val_auc"], "loss": metrics["val_loss"], "acc": metrics["val_acc"], "n": metrics["n"],
+            "seed": self.seed, "epoch": self.best["epoch"], "step": self.best["step"],
+            "selected_on": SELECT_KEYS[self.cfg.train.select],
+            "val": {"auc": metrics["val_auc"], "auc_mean_over_datasets": metrics["val_auc_mean"],
+                    "loss": metrics["val_loss"], "acc": metrics["val_acc"], "n": metrics["n"],
                     "manifest": str(self.val_path), "split": self.cfg.data.val.split},
             "train": {"manifest": str(self.train_path), "split": self.cfg.data.train.split, "n": len(self.train_ds)},
             "init": self.cfg.model.init, "world_size": self.dist.world,
