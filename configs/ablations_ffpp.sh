@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Ablations of the default recipe on FF++ data alone (cheap: ~230 training faces, ~35 s an
+# Ablations of the default recipe on FF++ data alone (cheap: 226 training faces, ~35 s an
 # epoch on 2 cores), each evaluated on the held-out FF++ test split and on CIPLAB test.
-# Needs runs/data/ffpp-video-faces (step 1 of configs/efficientnet_lite0_default.sh).
+# Needs runs/data/ffpp-video-{real,fake}-faces (step 1 of configs/efficientnet_lite0_default.sh).
 #   bash configs/ablations_ffpp.sh [name ...]      (default: all)
 set -euo pipefail
 SHARED="${FAKESCOPE_SHARED:-../shared}"
-fakescope split ffpp-crops="$SHARED/data/ffpp-crops" ffpp-video-faces=runs/data/ffpp-video-faces \
-  --assign ffpp-video-faces=train --same-ids ffpp-crops,ffpp-video-faces --val 0.2 --test 0.5 --seed 0 \
+fakescope split ffpp-crops="$SHARED/data/ffpp-crops" ffpp-video-real=runs/data/ffpp-video-real-faces \
+  ffpp-video-fake=runs/data/ffpp-video-fake-faces --assign ffpp-video-real=train --assign ffpp-video-fake=train \
+  --same-ids ffpp-crops,ffpp-video-real,ffpp-video-fake --val 0.2 --test 0.5 --seed 0 \
   -o runs/data/ffpp_split.csv > /dev/null   # the same FF++ split as default_split.csv (seed 0)
 
 common=(data.train.manifest=../runs/data/ffpp_split.csv data.val.manifest=../runs/data/ffpp_split.csv
         data.train.synthesis.landmarks_json=../runs/landmarks/ffpp_reals.json
-        train.epochs=15 schedule.t0=15 data.batch_size=16)
+        train.epochs=10 schedule.t0=10 data.batch_size=16)
 declare -A variant=(
   [both]=""
   [sbi]="data.train.synthesis.kind=sbi"

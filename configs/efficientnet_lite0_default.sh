@@ -26,6 +26,19 @@ fakescope split ciplab="$SHARED/data/ciplab-faces" ffpp-crops="$SHARED/data/ffpp
 # 3. Train (12 epochs; ~4 min an epoch on 2 cores).
 fakescope train configs/efficientnet_lite0_default.yaml
 
-# 4. The held-out numbers: the test split (never read in training), by dataset and method.
-fakescope evaluate runs/efficientnet_lite0_default/best.pt runs/data/default_split.csv --split test \
-  --markdown runs/efficientnet_lite0_default/test.md --json runs/efficientnet_lite0_default/test.json
+# 4. The held-out numbers: the test split (never read in training), by dataset and method;
+#    MesoNet's published Meso-4 DF weights on the same rows, for reference.
+out=runs/efficientnet_lite0_default
+fakescope evaluate $out/best.pt runs/data/default_split.csv --split test --device cpu \
+  --markdown $out/test.md --json $out/test.json
+fakescope evaluate meso4-df runs/data/default_split.csv --split test --device cpu \
+  --markdown $out/test_meso4_df.md --json $out/test_meso4_df.json
+
+# 5. The three FF++ videos (all three were in training), end to end through scan.
+fakescope scan "$SHARED/data/ffpp-videos" --model $out/best.pt --device cpu --json $out/scan_ffpp_videos.json
+
+# 6. Ship it: copy best.pt into the package (paths in its provenance made repository-relative)
+#    and record it, with the numbers of steps 4-5, in src/fakescope/models/weights/zoo.json.
+python configs/ship_default.py $out efficientnet-lite0-sbi \
+  --trained-on "Real faces of CIPLAB train, FF++ c23 crops (train split) and 128 frames of FF++ real video 004, turned into self-blended (SBI) and Face X-ray fakes, plus the real fakes of the train split (CIPLAB Photoshop edits, 16 FF++ crops, 64 frames of FF++ 519_515 and 004_982); ImageNet EfficientNet-Lite0 init" \
+  --license "Apache-2.0 code; weights learned from FaceForensics++ (research-only terms) and CIPLAB faces: research use"

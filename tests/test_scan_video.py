@@ -12,6 +12,7 @@ from PIL import Image
 
 from fakescope import Scanner, ScanSettings, scan
 from fakescope.media import load_media
+from fakescope.models.zoo import DEFAULT_MODEL, load_detector
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +62,12 @@ def test_every_shared_video_is_scanned_with_faces_in_90_percent_of_frames(ffpp_r
         # sampled evenly over the whole video, not just its start
         stamps = [f.timestamp for f in result.frames]
         assert stamps == sorted(stamps) and stamps[-1] > 0.9 * result.media["duration_s"]
+
+
+def test_default_detector_gets_every_shared_video_right(ffpp_report):
+    """All three were in the default detector's training data (zoo.json says so)."""
+    verdicts = {r.path.split("/")[-1]: r.verdict for r in ffpp_report.results}
+    assert verdicts == {"004.mp4": "real", "519_515.mp4": "fake", "004_982.mp4": "fake"}
 
 
 def test_json_holds_per_face_detail(ffpp_report, tmp_path):
@@ -118,7 +125,7 @@ def test_python_api_on_one_image(shared_dir):
     assert report.verdict == "fake" and report.score >= 0.5
     as_dict = report.to_dict()
     assert as_dict["results"][0]["status"] == "ok"
-    assert as_dict["model"]["name"] == "meso4-df"
+    assert as_dict["model"]["name"] == DEFAULT_MODEL
 
 
 def test_heatmaps_are_written_for_every_face(shared_dir, tmp_path):
@@ -126,8 +133,9 @@ def test_heatmaps_are_written_for_every_face(shared_dir, tmp_path):
     report = scan(image, crops=True, heatmap_dir=str(tmp_path / "maps"))
     face = report.results[0].faces[0]
     written = Image.open(face.heatmap)
-    assert written.size == (256, 256)
-    crop = np.asarray(Image.open(image).convert("RGB").resize((256, 256)), dtype=float)
+    size = load_detector().preprocess.input_size  # the crop as the model saw it
+    assert written.size == (size, size)
+    crop = np.asarray(Image.open(image).convert("RGB").resize((size, size)), dtype=float)
     assert np.abs(np.asarray(written, dtype=float) - crop).mean() > 5  # the map is really overlaid
 
 
