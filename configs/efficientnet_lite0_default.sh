@@ -23,7 +23,7 @@ fakescope split ciplab="$SHARED/data/ciplab-faces" ffpp-crops="$SHARED/data/ffpp
   --assign ffpp-video-real=train --assign ffpp-video-fake=train \
   --same-ids ffpp-crops,ffpp-video-real,ffpp-video-fake --val 0.2 --test 0.5 --seed 0 -o runs/data/default_split.csv
 
-# 3. Train (12 epochs; ~4 min an epoch on 2 cores).
+# 3. Train (12 epochs; about 2 to 4 min an epoch on 2 cores).
 fakescope train configs/efficientnet_lite0_default.yaml
 
 # 4. The held-out numbers: the test split (never read in training), by dataset and method;
