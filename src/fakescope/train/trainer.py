@@ -599,6 +599,7 @@ class _Run:
             self.val_datasets = [s.dataset for s in val_manifest]
         else:  # one fixed set of fakes: epoch 0 for good, no augmentation
             self.val_ds = self._synthetic("val", val_manifest, preprocess, None)
+            self.val_datasets = None  # synthetic val rows count as one dataset
         if data.balanced:
             self.sampler: DistributedSampler = BalancedSampler(
                 self.train_ds, train_manifest.labels(), self.dist.world, self.dist.rank, self.seed)
@@ -912,9 +913,7 @@ class _Run:
         loss = F.binary_cross_entropy_with_logits(logits_t, labels_t).item()
         probs, y = torch.sigmoid(logits_t).numpy(), labels_t.numpy().astype(int)
         auc = _auc(y, probs)
-        # Rows of a synthetic val set (no dataset column of its own) count as one dataset.
-        datasets = getattr(self, "val_datasets", None) or [None] * len(y)
-        auc_mean = _mean_dataset_auc(y, probs, datasets[: len(y)])
+        auc_mean = _mean_dataset_auc(y, probs, self.val_datasets or [None] * len(y))
         acc = float(np.mean((probs >= 0.5) == (y == 1)))
         return {"val_loss": loss, "val_auc": auc, "val_auc_mean": auc_mean, "val_acc": acc, "n": int(len(y))}
 
