@@ -4,6 +4,9 @@ A detector model is an `nn.Module` whose forward returns a dict:
   "logits":   (B,) fake logit; P(fake) = sigmoid(logit), whatever the paper's convention
   "mask":     optional (B, 1, H, W) forgery-mask logits, for models with a mask head
   "features": optional (B, D) embedding
+  other keys: architecture-specific intermediates its own `training_losses` needs
+Papers' extra training signals live on the model (`training_losses`,
+`augment_training_batch`), so the trainer stays one loop for every architecture.
 Preprocessing travels with the weights (`PreprocessSpec`), so inference crops and
 normalises faces exactly as the model was trained.
 """
@@ -50,6 +53,23 @@ class DetectorModel(nn.Module):
     def cam_layer(self) -> nn.Module:
         """The layer whose activations Grad-CAM explains (the last spatial feature map)."""
         raise NotImplementedError
+
+    # ---- training hooks: what a paper trains with beyond BCE on the logit (and the mask loss)
+
+    def training_losses(self, out: dict[str, torch.Tensor], labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Architecture-specific loss terms, each a weighted scalar, added to the training loss.
+
+        Called by the trainer after every training forward with that forward's output
+        and the (B,) float labels (1 = fake); e.g. MAT's regional independence loss or
+        M2TR's contrastive loss. Not part of the validation loss. Default: none.
+        """
+        return {}
+
+    def augment_training_batch(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Model-guided augmentation of a training batch (e.g. MAT's attention-guided
+        augmentation); returns images of the same shape. Runs under ``torch.no_grad``
+        before the training forward. Default: unchanged."""
+        return images
 
 
 MODELS: Registry[type[DetectorModel]] = Registry("detector architecture")

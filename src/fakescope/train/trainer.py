@@ -785,6 +785,8 @@ class _Run:
         weight = self.cfg.loss.mask_weight
         if weight > 0:
             loss = loss + weight * self._mask_loss(out["mask"].float(), batch["mask"], batch["has_mask"])
+        for term in self.module.training_losses(out, batch["label"]).values():  # the paper's own extra terms
+            loss = loss + term.float()
         return loss
 
     def _mask_loss(self, logits: torch.Tensor, target: torch.Tensor, has_mask: torch.Tensor) -> torch.Tensor:
@@ -810,6 +812,8 @@ class _Run:
         if self.cfg.loss.mask_weight > 0:
             inputs["mask"] = batch["mask"].to(self.device, non_blocking=True).float()
             inputs["has_mask"] = batch["has_mask"].to(self.device, non_blocking=True).float()
+        with torch.no_grad():
+            inputs["image"] = self.module.augment_training_batch(inputs["image"], inputs["label"])
         self.optimizer.zero_grad(set_to_none=True)
         loss = self._forward_loss(inputs)
         if isinstance(self.optimizer, SAM):
