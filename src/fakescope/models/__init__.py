@@ -1,6 +1,11 @@
 """Detector architectures; importing this package registers them all."""
-from . import efficientnet  # noqa: F401  (registers efficientnet_lite0, efficientnet_b4)
-from . import mesonet  # noqa: F401  (registers meso4, mesoinception4)
+from . import efficientnet  # noqa: F401  (efficientnet_lite0, efficientnet_b4)
+from . import f3net  # noqa: F401  (f3net)
+from . import gramnet  # noqa: F401  (gramnet)
+from . import m2tr  # noqa: F401  (m2tr)
+from . import mat  # noqa: F401  (mat)
+from . import mesonet  # noqa: F401  (meso4, mesoinception4)
+from . import timm_classifiers  # noqa: F401  (resnet50, xception, vit_b16)
 from .base import MODELS, DetectorModel, LoadedDetector, PreprocessSpec, build_model, load_checkpoint, save_checkpoint
 
 __all__ = ["MODELS", "DetectorModel", "LoadedDetector", "PreprocessSpec", "build_model", "load_checkpoint", "save_checkpoint"]
