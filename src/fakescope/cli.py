@@ -132,25 +132,24 @@ def _print_summary(report: ScanReport) -> None:
 @app.command()
 def models(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """List registered detector architectures and the models shipped with fakescope."""
-    from .models import MODELS, build_model
+    from .models import MODELS
+    from .models.profile import profile
     from .models.zoo import DEFAULT_MODEL, zoo_entries
 
-    archs = []
-    for name, cls in MODELS.items():
-        net = build_model(name)
-        archs.append({
-            "name": name, "parameters": sum(p.numel() for p in net.parameters()),
-            "input_size": cls.default_preprocess.input_size, "summary": (cls.__doc__ or "").strip().splitlines()[0],
-        })
+    archs = [
+        {"name": name, **profile(name), "summary": (cls.__doc__ or "").strip().splitlines()[0]}
+        for name, cls in MODELS.items()
+    ]
     shipped = [{"name": n, "default": n == DEFAULT_MODEL, **e} for n, e in zoo_entries().items()]
     if as_json:
         out.print_json(json.dumps({"architectures": archs, "shipped": shipped}))
         return
     table = Table(title="architectures", show_edge=False)
-    for column in ("name", "parameters", "input", "summary"):
+    for column in ("name", "parameters", "input", "GFLOPs", "summary"):
         table.add_column(column)
     for a in archs:
-        table.add_row(a["name"], f"{a['parameters']:,}", str(a["input_size"]), a["summary"])
+        gflops = "?" if a["gflops"] is None else f"{a['gflops']:.2f}"
+        table.add_row(a["name"], f"{a['parameters']:,}", str(a["input_size"]), gflops, a["summary"])
     out.print(table)
     table = Table(title="shipped models (--model NAME)", show_edge=False)
     for column in ("name", "arch", "trained on", "licence", "sha256"):
