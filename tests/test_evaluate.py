@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
@@ -196,3 +198,113 @@ def test_per_method_uses_same_method_reals_when_the_manifest_has_them():
     out = per_method(rows)
     assert out["A"]["reals"] == "same method" and out["A"]["n_real"] == 1 and out["A"]["auc"] == 1.0
     assert out["B"]["n_real"] == 2 and out["B"]["auc"] == 0.5
+
+
+# ----------------------------------------------------------------------------- pixel level (forgery masks)
+
+
+@pytest.fixture(scope="module")
+def classnseg(shared_dir, tmp_path_factory) -> Path:
+    """classnseg-pair's two 512x256 files split into a 256 px face (left half) and its ground-truth
+    mask (right half, white = manipulated) each, with a manifest naming both."""
+    folder = tmp_path_factory.mktemp("classnseg")
+    lines = ["path,label,mask"]
+    for name, label in (("fake", 1), ("real", 0)):
+        with Image.open(shared_dir / f"data/classnseg-pair/{name}.jpg") as image:
+            pair = image.convert("RGB")
+        assert pair.size == (512, 256)
+        pair.crop((0, 0, 256, 256)).save(folder / f"{name}_face.png")
+        pair.crop((256, 0, 512, 256)).save(folder / f"{name}_mask.png")
+        lines.append(f"{name}_face.png,{label},{name}_mask.png")
+    (folder / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+PIXEL_RATES = ["pixel_acc", "pixel_auc", "iou", "fp_pixel_rate"]
+
+
+def test_pixel_metrics_of_the_default_model_on_classnseg(classnseg, tmp_path):
+    result = CliRunner().invoke(app, [
+        "evaluate", "efficientnet-lite0-sbi", f"cns={classnseg}", "--device", "cpu", "--batch-size", "2",
+        "--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md"),
+    ])
+    assert result.exit_code == 0, result.output
+    assert "pixel level (mask_head" in result.stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    pixel = report["datasets"]["cns"]["pixel"]
+    assert pixel["source"] == "mask_head"
+    assert (pixel["n"], pixel["n_fake"], pixel["n_real"], pixel["n_iou"]) == (2, 1, 1, 1)
+    assert pixel["n_pixels"] == 2 * 256 * 256 and pixel["n_real_implied"] == 0
+    for key in PIXEL_RATES:
+        assert pixel[key] is not None and 0.0 <= pixel[key] <= 1.0, key
+    assert pixel["undefined"] == {}
+    assert report["pixel"]["datasets"] == ["cns"]  # pooled over the one dataset: the same numbers
+    assert all(report["pixel"][k] == pixel[k] for k in PIXEL_RATES)
+    assert "pixel" in report["protocol"]
+    markdown = (tmp_path / "r.md").read_text()
+    assert "## Pixel level (forgery masks)" in markdown and "| cns | mask_head | 2 | 1 | 1 (0) | 1 |" in markdown
+
+
+def test_no_mask_head_skips_pixel_metrics_with_a_note_unless_asked(classnseg, tmp_path):
+    skipped = CliRunner().invoke(app, ["evaluate", "meso4-df", f"cns={classnseg}", "--device", "cpu",
+                                       "--json", str(tmp_path / "r.json")])
+    assert skipped.exit_code == 0, skipped.output
+    assert "has no mask head, so pixel metrics are skipped" in skipped.output and "--grad-cam-masks" in skipped.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    dataset = report["datasets"]["cns"]
+    assert dataset["pixel"] is None and "no mask head" in dataset["pixel_note"] and report["pixel"] is None
+    asked = CliRunner().invoke(app, ["evaluate", "meso4-df", f"cns={classnseg}", "--device", "cpu",
+                                     "--grad-cam-masks", "--json", str(tmp_path / "g.json")])
+    assert asked.exit_code == 0, asked.output
+    with_cam = json.loads((tmp_path / "g.json").read_text())["datasets"]["cns"]
+    pixel = with_cam["pixel"]
+    assert pixel["source"] == "grad_cam" and all(0.0 <= pixel[k] <= 1.0 for k in PIXEL_RATES)
+    # the scores do not depend on whether masks were scored
+    assert dataset["logloss"] == pytest.approx(with_cam["logloss"], abs=1e-6)
+
+
+class _HalfMaskModel(torch.nn.Module):
+    """Logit 0; mask logits on an 8x8 grid: +10 on grid rows 2-3 ("top": square rows 50-99 of a
+    200 px crop, the upper half of a centred 200x100 image) or on the left half ("left"), -10 elsewhere."""
+
+    def __init__(self, half: str):
+        super().__init__()
+        self.half = half
+
+    def forward(self, x):
+        grid = torch.full((x.shape[0], 1, 8, 8), -10.0)
+        if self.half == "top":
+            grid[:, :, 2:4] = 10.0
+        else:
+            grid[:, :, :, :4] = 10.0
+        return {"logits": torch.zeros(x.shape[0]), "mask": grid}
+
+
+def test_predicted_masks_are_mapped_onto_non_square_faces_and_resized_masks(tmp_path):
+    """A 200x100 face is squared (edge-padded to 200x200, 50 rows above and below) before the model;
+    the predicted mask must be cut back to the image's rows, then resized to the mask's size."""
+    from types import SimpleNamespace
+
+    from fakescope.data.manifest import Manifest, Sample
+    from fakescope.evaluate.runner import _score_with_masks
+    from fakescope.models.base import PreprocessSpec
+
+    Image.fromarray(np.zeros((100, 200, 3), np.uint8)).save(tmp_path / "face.png")
+    top = np.zeros((100, 200), np.uint8)
+    top[:50] = 255  # square rows 50-99 (what the model marks) are image rows 0-49 ...
+    Image.fromarray(top).save(tmp_path / "top.png")
+    Image.fromarray(top[::2, ::2]).save(tmp_path / "top_small.png")  # ... also at half the size
+    left = np.zeros((100, 200), np.uint8)
+    left[:, :100] = 255
+    Image.fromarray(left).save(tmp_path / "left.png")
+    preprocess = PreprocessSpec(input_size=64)
+    for half, mask in (("top", "top.png"), ("top", "top_small.png"), ("left", "left.png")):
+        manifest = Manifest([Sample("face.png", 1, mask=mask), Sample("face.png", 0)], tmp_path)
+        detector = SimpleNamespace(model=_HalfMaskModel(half), preprocess=preprocess, name="stub")
+        scores, pixels, counts, note = _score_with_masks("d", manifest, detector, torch.device("cpu"), 2, 0, False)
+        out = pixels.result()
+        assert note is None and counts["source"] == "mask_head" and counts["n_real_implied"] == 1
+        assert out["iou"] == pytest.approx(1.0), (half, mask)
+        # the real (an implied all-zero 200x100 mask) gets the same prediction: half its pixels called
+        assert out["fp_pixel_rate"] == pytest.approx(0.5)
+        assert list(scores) == [0.5, 0.5]

@@ -32,7 +32,10 @@ def scan(
     crops: bool = typer.Option(False, "--crops", help="Inputs are already-cropped faces: skip face detection."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full result as JSON."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per face as CSV."),
-    heatmap: Optional[Path] = typer.Option(None, "--heatmap", help="Write each face crop with its evidence map as PNG here."),
+    heatmap: Optional[Path] = typer.Option(None, "--heatmap", help="Write each face crop with its forgery map overlaid as PNG here."),
+    masks: Optional[Path] = typer.Option(
+        None, "--masks", help="Write each face's forgery mask here: grayscale PNG the size of the face crop, "
+        "P(manipulated) x 255, from the model's mask head (Grad-CAM x P(fake) without one)."),
     aggregation: str = typer.Option("max_track_mean", help="Video score policy: max_track_mean, mean, confident, fraction_above."),
     threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="P(fake) at or above which the verdict is FAKE."),
     device: str = typer.Option("auto", help="cpu, cuda, cuda:1 ... or auto."),
@@ -51,7 +54,7 @@ def scan(
     settings = ScanSettings(
         model=model or DEFAULT_MODEL, frames=frames, crops=crops, aggregation=aggregation, threshold=threshold,
         device=device, batch_size=batch_size, min_face_size=min_face,
-        heatmap_dir=str(heatmap) if heatmap else None,
+        heatmap_dir=str(heatmap) if heatmap else None, masks_dir=str(masks) if masks else None,
         limits=MediaLimits(max_file_mb=max_file_mb, max_pixels=int(max_megapixels * 1e6), max_duration_s=max_duration),
     )
     try:
@@ -80,6 +83,10 @@ def scan(
     if csv_path:
         report.write_csv(csv_path)
         err.print(f"wrote {csv_path}", highlight=False)
+    for folder, field in ((heatmap, "heatmap"), (masks, "mask")):
+        if folder:
+            count = sum(getattr(f, field) is not None for r in report.results for f in r.faces)
+            err.print(f"wrote {count} {field} PNG(s) to {folder}", highlight=False)
     raise typer.Exit(report.exit_code)
 
 
@@ -161,17 +168,32 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
 
 @app.command("import-weights")
 def import_weights(
-    family: str = typer.Argument(..., help="Which published weights: mesonet."),
-    source: Path = typer.Argument(..., help="The published weights file."),
-    arch: str = typer.Option(..., "--arch", help="mesonet: meso4 or mesoinception4."),
+    family: str = typer.Argument(..., help="Which published weights: mesonet or classnseg."),
+    source: Path = typer.Argument(..., help="The published weights: mesonet: the .h5 file; classnseg: the folder "
+                                            "holding them, or the encoder .pt file (the decoder file is found beside it)."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="mesonet (required): meso4 or mesoinception4; "
+                                                            "classnseg: y_autoencoder (the only one, the default)."),
+    variant: Optional[str] = typer.Option(None, "--variant", help="classnseg, when SOURCE is a folder: full "
+                                                                  "(encoder_46/decoder_46, the default) or finetuned "
+                                                                  "(finetune_encoder_26/finetune_decoder_26)."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the fakescope checkpoint."),
 ) -> None:
-    """Convert published weights into a fakescope checkpoint (with its preprocessing)."""
+    """Convert published weights into a fakescope checkpoint (with its preprocessing).
+
+    e.g. `fakescope import-weights classnseg ../shared/weights/classnseg --variant finetuned -o cns.pt`
+    """
     from .importers import IMPORTERS
 
     try:
         importer = IMPORTERS.get(family)
-        sha256 = importer(source, arch, output)
+        if family == "classnseg":
+            sha256 = importer(source, arch, output, variant=variant)
+        else:
+            if variant is not None:
+                _fail(f"--variant is for classnseg weights, not {family}")
+            if arch is None:
+                _fail(f"{family} weights need --arch (mesonet: meso4 or mesoinception4)")
+            sha256 = importer(source, arch, output)
     except FakescopeError as exc:
         _fail(exc.message)
     out.print(f"wrote {output} (sha256 {sha256})", highlight=False, soft_wrap=True)

@@ -26,7 +26,12 @@ class FaceResult:
     landmarks: Optional[list[list[float]]]  # 5 points (eyes, nose, mouth corners), or None
     detector_confidence: float
     score: float  # P(fake)
-    heatmap: Optional[str] = None  # PNG written with --heatmap
+    # the square the face crop was cut from, left, top, right, bottom in frame pixels (may reach
+    # outside the frame, where the crop is edge-padded); --masks PNGs cover exactly this square
+    crop_box: Optional[list[int]] = None
+    heatmap: Optional[str] = None  # PNG written with --heatmap: the crop as scored, its forgery map overlaid
+    mask: Optional[str] = None  # PNG written with --masks: P(manipulated) x 255, crop_box-sized, grayscale
+    mask_source: Optional[str] = None  # where those maps come from: "mask_head" or "grad_cam"
 
 
 @dataclass
@@ -126,7 +131,7 @@ class ScanReport:
     CSV_COLUMNS = [
         "path", "status", "message", "kind", "file_score", "verdict", "frames_analysed",
         "frame_index", "timestamp", "track", "face_score", "detector_confidence",
-        "x1", "y1", "x2", "y2", "landmarks",
+        "x1", "y1", "x2", "y2", "landmarks", "crop_box", "heatmap", "mask", "mask_source",
     ]
 
     def write_csv(self, path: str | Path) -> None:
@@ -149,4 +154,6 @@ class ScanReport:
                         "face_score": f"{f.score:.6f}", "detector_confidence": f"{f.detector_confidence:.4f}",
                         "x1": f"{f.box[0]:.1f}", "y1": f"{f.box[1]:.1f}", "x2": f"{f.box[2]:.1f}", "y2": f"{f.box[3]:.1f}",
                         "landmarks": json.dumps(f.landmarks) if f.landmarks else "",
+                        "crop_box": json.dumps(f.crop_box) if f.crop_box else "", "heatmap": f.heatmap or "",
+                        "mask": f.mask or "", "mask_source": f.mask_source or "",
                     })

@@ -5,9 +5,11 @@ failure of one input becomes a `FileResult` status, and the scan goes on.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +21,7 @@ import torch
 from . import __version__
 from .aggregate import AGGREGATORS
 from .errors import FakescopeError
+from .explain import crop_square, forgery_maps, overlay
 from .faces import FACE_DETECTORS, Face, crop_face, link_tracks
 from .media import MEDIA_EXTENSIONS, Frame, MediaLimits, load_media
 from .models.base import LoadedDetector
@@ -40,7 +43,8 @@ class ScanSettings:
     min_face_size: int = 64  # pixels, in the original frame; MTCNN's cost grows fast below this
     detection_max_side: int = 640  # frames are downscaled to this for face detection
     min_track_fraction: float = 0.25  # shorter tracks (vs the longest) are reported, not voted
-    heatmap_dir: Optional[str] = None
+    heatmap_dir: Optional[str] = None  # each scored crop with its forgery map overlaid (PNG)
+    masks_dir: Optional[str] = None  # each scored face's forgery mask, P(manipulated) x 255, crop-sized gray PNG
     limits: MediaLimits = field(default_factory=MediaLimits)
 
 
@@ -184,8 +188,11 @@ class Scanner:
             for face_index, face in enumerate(faces):
                 keys.append((position, face_index))
                 crops.append(crop_face(frame.image, face.box, margin, size))
-        scores = self._predict(crops)
-        heatmaps = self._write_heatmaps(path, frames, keys, crops, track_of) if self.settings.heatmap_dir and crops else {}
+        squares = {key: crop_square(faces_per_frame[key[0]][key[1]].box, margin) for key in keys}
+        if crops and (self.settings.heatmap_dir or self.settings.masks_dir):
+            scores, written = self._predict_with_maps(path, frames, keys, crops, squares, track_of)
+        else:
+            scores, written = self._predict(crops), {}
 
         score_of = dict(zip(keys, scores))
         for position, (frame, faces) in enumerate(zip(frames, faces_per_frame)):
@@ -198,7 +205,8 @@ class Scanner:
                     frame_index=frame.index, timestamp=round(frame.timestamp, 4), track=track_of[key],
                     box=[round(v, 1) for v in face.box],
                     landmarks=[[round(x, 1), round(y, 1)] for x, y in face.landmarks] if face.landmarks else None,
-                    detector_confidence=round(face.score, 4), score=score_of[key], heatmap=heatmaps.get(key),
+                    detector_confidence=round(face.score, 4), score=score_of[key],
+                    crop_box=list(squares[key]), **written.get(key, {}),
                 ))
         result.faces_found = len(result.faces)
         if not result.faces:
@@ -231,36 +239,65 @@ class Scanner:
                 scores.extend(torch.sigmoid(logits.float()).cpu().tolist())
         return scores
 
-    def _write_heatmaps(self, path: Path, frames, keys, crops, track_of) -> dict:
+    def _predict_with_maps(self, path: Path, frames, keys, crops, squares, track_of) -> tuple[list[float], dict]:
+        """Scores and forgery maps from the same forward pass; writes the --heatmap and --masks PNGs.
+
+        Returns the scores and, per face key, the FaceResult fields of what was written."""
         from PIL import Image
 
-        from .explain import evidence_maps, overlay
-
-        out_dir = Path(self.settings.heatmap_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        written = {}
-        stem = _safe_stem(path)
+        heatmap_dir = Path(self.settings.heatmap_dir) if self.settings.heatmap_dir else None
+        masks_dir = Path(self.settings.masks_dir) if self.settings.masks_dir else None
+        for folder in (heatmap_dir, masks_dir):
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+        stem = media_key(path)
+        scores: list[float] = []
+        written: dict = {}
         for i in range(0, len(crops), self.settings.batch_size):
             chunk = crops[i : i + self.settings.batch_size]
-            maps = evidence_maps(self.model, self._to_batch(chunk))
-            for (position, face_index), crop, heat in zip(keys[i : i + len(chunk)], chunk, maps):
-                name = f"{stem}_f{frames[position].index:06d}_t{track_of[(position, face_index)]}_{face_index}.png"
-                Image.fromarray(overlay(crop, heat)).save(out_dir / name)
-                written[(position, face_index)] = str(out_dir / name)
-        return written
+            maps = forgery_maps(self.model, self._to_batch(chunk))
+            scores.extend(float(s) for s in maps.scores)
+            for j, (key, crop) in enumerate(zip(keys[i : i + len(chunk)], chunk)):
+                position, face_index = key
+                name = f"{stem}_f{frames[position].index:06d}_t{track_of[key]}_{face_index}"
+                fields = {"mask_source": maps.source}
+                if heatmap_dir is not None:
+                    target = heatmap_dir / f"{name}_heatmap.png"
+                    Image.fromarray(overlay(crop, maps.at(j, crop.shape[:2]))).save(target)
+                    fields["heatmap"] = str(target)
+                if masks_dir is not None:
+                    left, top, right, bottom = squares[key]
+                    probability = maps.at(j, (bottom - top, right - left))
+                    target = masks_dir / f"{name}_mask.png"
+                    Image.fromarray(np.round(probability * 255.0).astype(np.uint8)).save(target)  # 2-D uint8: mode L
+                    fields["mask"] = str(target)
+                written[key] = fields
+        return scores, written
 
 
-def _safe_stem(path: Path) -> str:
-    """A file-name stem unique enough for files of the same name in different folders."""
-    parent = path.parent.name
-    stem = f"{parent}_{path.stem}" if parent else path.stem
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _safe_part(text: str, limit: int = 60) -> str:
+    return (_UNSAFE.sub("_", text).strip("._") or "_")[:limit]
+
+
+def media_key(path: str | Path) -> str:
+    """A file-name stem for an input file's outputs (heatmaps, masks): its folder and file name
+    (extension included) in safe characters, plus 8 hex digits of the SHA-1 of its absolute path.
+    Stable across runs; the hash keeps inputs apart that share a file name in folders of the same
+    name, or whose names differ only in characters made safe (a clash needs a 32-bit collision)."""
+    absolute = os.path.abspath(path)
+    path = Path(absolute)
+    digest = hashlib.sha1(absolute.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    readable = f"{_safe_part(path.parent.name)}_{_safe_part(path.name)}" if path.parent.name else _safe_part(path.name)
+    return f"{readable}-{digest}"
 
 
 def scan(paths: str | Path | Sequence[str | Path], **settings) -> ScanReport:
     """Scan images, videos or folders: `scan("clip.mp4").score` is P(fake).
 
     Keyword arguments are `ScanSettings` fields (model, frames, crops, aggregation,
-    threshold, device, heatmap_dir, limits, ...).
+    threshold, device, heatmap_dir, masks_dir, limits, ...).
     """
     return Scanner(ScanSettings(**settings)).scan(paths)

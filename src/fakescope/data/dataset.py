@@ -59,3 +59,15 @@ class FaceCropDataset(Dataset):
             "label": torch.tensor(float(sample.label)),
             "index": index,
         }
+
+
+MASK_THRESHOLD = 128  # of 255: ground-truth mask pixels at or above it are manipulated
+
+
+def load_mask(path) -> np.ndarray:
+    """A ground-truth manipulation mask image as a bool array (height, width): gray level
+    >= 128 of 255 is manipulated (white = manipulated, as FF++ and the extracted masks have it;
+    the threshold also absorbs JPEG and video-compression noise around 0 and 255)."""
+    with Image.open(path) as image:
+        gray = np.asarray(image.convert("L"))
+    return gray >= MASK_THRESHOLD

@@ -8,7 +8,8 @@ import importlib
 
 _EXPORTS = {
     "METRIC_KEYS": "metrics", "compute_metrics": "metrics", "compute_video_metrics": "metrics",
-    "group_by_video": "metrics", "DatasetResult": "runner", "EvaluationResult": "runner",
+    "group_by_video": "metrics", "PixelMetrics": "metrics", "compute_pixel_metrics": "metrics",
+    "DatasetResult": "runner", "EvaluationResult": "runner",
     "Prediction": "runner", "evaluate": "runner",
 }
 __all__ = list(_EXPORTS)

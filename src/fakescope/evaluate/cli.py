@@ -111,6 +111,15 @@ def print_table(result, console: Console = out) -> None:
             + ", ".join(f"{k.upper() if k != 'logloss' else k} {_cell(p[k])}" for k in HEADLINE_KEYS),
             highlight=False,
         )
+    for d in result.datasets:
+        if d.pixel is not None:
+            p = d.pixel
+            console.print(
+                f"{d.name} pixel level ({p['source']}, {p['n']} masked: {p['n_fake']} fake, {p['n_real']} real): "
+                f"pixel ACC {_cell(p['pixel_acc'])}, pixel AUC {_cell(p['pixel_auc'])}, "
+                f"IoU (fakes, n={p['n_iou']}) {_cell(p['iou'])}, FP pixel rate (reals) {_cell(p['fp_pixel_rate'])}",
+                highlight=False, soft_wrap=True,
+            )
 
 
 def register(app: typer.Typer) -> None:
@@ -131,6 +140,9 @@ def register(app: typer.Typer) -> None:
         logloss_clip: Optional[float] = typer.Option(
             None, "--logloss-clip", min=0.0, max=0.49,
             help="Clip predictions to c..1-c before the log loss (e.g. 0.01); default: only the 1e-15 clip."),
+        grad_cam_masks: bool = typer.Option(
+            False, "--grad-cam-masks",
+            help="Pixel metrics for a model without a mask head from its Grad-CAM maps x P(fake) (default: skipped)."),
     ) -> None:
         """Metrics of a detector on labelled face crops: frame, video, per method, one row per dataset."""
         from .report import write_json, write_markdown, write_predictions, write_roc
@@ -145,13 +157,16 @@ def register(app: typer.Typer) -> None:
                 datasets.extend(by_dataset_column(name, manifest, named="=" in spec))
             result = evaluate(
                 checkpoint, datasets, device=device, batch_size=batch_size, num_workers=workers,
-                logloss_clip=logloss_clip,
+                logloss_clip=logloss_clip, grad_cam_masks=grad_cam_masks,
             )
         except FakescopeError as exc:
             err.print(f"[red]error:[/red] {exc.message}", highlight=False)
             raise typer.Exit(EXIT_USAGE)
 
         print_table(result)
+        for d in result.datasets:
+            if d.pixel_note:
+                err.print(f"[yellow]note:[/yellow] {d.pixel_note}", highlight=False, soft_wrap=True)
         for path, writer in ((json_path, write_json), (markdown_path, write_markdown),
                              (roc_path, write_roc), (predictions_path, write_predictions)):
             if path:

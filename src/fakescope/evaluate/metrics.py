@@ -309,3 +309,143 @@ def compute_video_metrics(
     out = compute_metrics(video_labels, video_scores, logloss_clip=logloss_clip)
     out["n_frames"] = int(counts.sum())
     return out
+
+
+# ----------------------------------------------------------------------------- pixel level (forgery masks)
+
+# Pixel AUC is read from histograms of P(manipulated) with this many equal-width bins on [0, 1]:
+# every pixel of every masked sample counts, in constant memory; two pixels in one bin (closer
+# than 1/65536) count as a tie, half a pair, as tied scores do in the exact AUC.
+PIXEL_AUC_BINS = 1 << 16
+PIXEL_KEYS = ["pixel_acc", "pixel_auc", "iou", "fp_pixel_rate", "n", "n_fake", "n_real", "n_iou", "n_pixels"]
+
+
+def _pixel_arrays(probability, truth) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(probability, dtype=np.float64)
+    t = np.asarray(truth)
+    if p.shape != t.shape:
+        raise MetricInputError(f"predicted mask {p.shape} and ground-truth mask {t.shape} differ in shape")
+    if not np.all(np.isfinite(p)) or np.any((p < 0) | (p > 1)):
+        raise MetricInputError("predicted masks must be probabilities P(manipulated) in [0, 1]")
+    if t.dtype != bool:
+        if not np.all((t == 0) | (t == 1)):
+            raise MetricInputError("ground-truth masks must be 0/1 (or bool): binarise them first")
+        t = t.astype(bool)
+    return p.ravel(), t.ravel()
+
+
+def mask_iou(probability, truth, threshold: float = THRESHOLD) -> Optional[float]:
+    """|predicted ∩ true| / |predicted ∪ true| of the manipulated class, predicted = P >= threshold;
+    None when both are empty (nothing to overlap)."""
+    p, t = _pixel_arrays(probability, truth)
+    predicted = p >= threshold
+    union = int(np.sum(predicted | t))
+    return None if union == 0 else float(np.sum(predicted & t)) / union
+
+
+def _histogram_auc(positive: np.ndarray, negative: np.ndarray) -> Optional[float]:
+    """AUC from per-bin counts of positives and negatives (bins in ascending score order); ties count half."""
+    n_pos, n_neg = int(positive.sum()), int(negative.sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    below = np.cumsum(negative) - negative  # negatives in strictly lower bins
+    pairs = np.sum(positive.astype(np.float64) * (below + 0.5 * negative))
+    return float(pairs / (float(n_pos) * float(n_neg)))
+
+
+class PixelMetrics:
+    """Pixel-level metrics of predicted forgery masks against ground-truth masks, streamed
+    one sample at a time (`add`), mergeable across datasets (`merge`), read with `result()`.
+
+    Definitions (threshold 0.5: a pixel with P(manipulated) >= 0.5 is called manipulated):
+      pixel_acc      share of all pixels of all masked samples called right (every pixel weighs the same);
+      pixel_auc      ROC AUC over all those pixels, manipulated vs not (from PIXEL_AUC_BINS-bin histograms);
+      iou            mean over fake samples whose mask has a manipulated pixel of IoU(called, true);
+                     a fake whose mask is empty has no region to find and is counted in n_fake_empty;
+      fp_pixel_rate  over real samples: the share of their not-manipulated pixels called manipulated
+                     (a real's mask is all zero, so IoU would be 0 or undefined: this says how much
+                     of a pristine face the model marks instead).
+    """
+
+    def __init__(self, threshold: float = THRESHOLD, bins: int = PIXEL_AUC_BINS):
+        self.threshold = threshold
+        self.bins = bins
+        self.positive = np.zeros(bins, np.int64)
+        self.negative = np.zeros(bins, np.int64)
+        self.correct = 0
+        self.pixels = 0
+        self.ious: list[float] = []
+        self.real_false_positive = 0
+        self.real_negative = 0
+        self.n_fake = self.n_real = self.n_fake_empty = 0
+
+    def add(self, probability, truth, label: int) -> None:
+        """One sample: its predicted P(manipulated) map, its 0/1 ground-truth mask (same shape), its label."""
+        if label not in (0, 1):
+            raise MetricInputError("labels must be 0 (real) or 1 (fake)")
+        p, t = _pixel_arrays(probability, truth)
+        called = p >= self.threshold
+        self.correct += int(np.sum(called == t))
+        self.pixels += int(p.size)
+        index = np.minimum((p * self.bins).astype(np.int64), self.bins - 1)
+        self.positive += np.bincount(index[t], minlength=self.bins)
+        self.negative += np.bincount(index[~t], minlength=self.bins)
+        if label == 1:
+            self.n_fake += 1
+            if t.any():
+                self.ious.append(float(np.sum(called & t)) / float(np.sum(called | t)))
+            else:
+                self.n_fake_empty += 1
+        else:
+            self.n_real += 1
+            self.real_false_positive += int(np.sum(called & ~t))
+            self.real_negative += int(np.sum(~t))
+
+    def merge(self, other: "PixelMetrics") -> "PixelMetrics":
+        if other.bins != self.bins or other.threshold != self.threshold:
+            raise ValueError("cannot merge pixel metrics with different bins or thresholds")
+        self.positive += other.positive
+        self.negative += other.negative
+        self.correct += other.correct
+        self.pixels += other.pixels
+        self.ious.extend(other.ious)
+        self.real_false_positive += other.real_false_positive
+        self.real_negative += other.real_negative
+        self.n_fake += other.n_fake
+        self.n_real += other.n_real
+        self.n_fake_empty += other.n_fake_empty
+        return self
+
+    def result(self) -> dict:
+        """PIXEL_KEYS plus n_fake_empty and "undefined": {key: reason} for each None."""
+        undefined: dict[str, str] = {}
+        acc = self.correct / self.pixels if self.pixels else None
+        if acc is None:
+            undefined["pixel_acc"] = "no masked samples"
+        auc = _histogram_auc(self.positive, self.negative)
+        if auc is None:
+            only = "manipulated" if self.positive.sum() else "pristine"
+            undefined["pixel_auc"] = f"every pixel is {only}: needs both" if self.pixels else "no masked samples"
+        iou = float(np.mean(self.ious)) if self.ious else None
+        if iou is None:
+            undefined["iou"] = "no fake sample with a manipulated pixel in its mask"
+        fp = self.real_false_positive / self.real_negative if self.real_negative else None
+        if fp is None:
+            undefined["fp_pixel_rate"] = "no real samples"
+        return {
+            "pixel_acc": acc, "pixel_auc": auc, "iou": iou, "fp_pixel_rate": fp,
+            "n": self.n_fake + self.n_real, "n_fake": self.n_fake, "n_real": self.n_real, "n_iou": len(self.ious),
+            "n_fake_empty": self.n_fake_empty, "n_pixels": self.pixels, "undefined": undefined,
+        }
+
+
+def compute_pixel_metrics(probabilities: Sequence, truths: Sequence, labels: Sequence,
+                          threshold: float = THRESHOLD) -> dict:
+    """`PixelMetrics` over (predicted map, ground-truth mask, label) triples; maps may differ in size per sample."""
+    if not (len(probabilities) == len(truths) == len(labels)):
+        raise MetricInputError(
+            f"{len(probabilities)} predicted masks, {len(truths)} ground truths, {len(labels)} labels")
+    metrics = PixelMetrics(threshold)
+    for probability, truth, label in zip(probabilities, truths, labels):
+        metrics.add(probability, truth, int(label))
+    return metrics.result()

@@ -6,8 +6,10 @@ evaluated; with one dataset that is simply that dataset's numbers. With several
 datasets, read the per-dataset entries: a pooled AUC mixes score distributions
 that differ between datasets. `video` holds the same keys at video level, pooled
 over the datasets that have video ids (null when none has).
-`datasets: {name: {...frame metrics, video, methods}}` has the cross-dataset
-table; `checkpoint` is what was asked for and `model` what was loaded.
+`datasets: {name: {...frame metrics, video, methods, pixel, pixel_note}}` has the
+cross-dataset table; `pixel` (pixel-level mask metrics, null without masks) is at the
+top level too, pooled over the datasets that have it; `checkpoint` is what was asked
+for and `model` what was loaded.
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
-from .metrics import ECE_BINS, HEADLINE_KEYS, LOGLOSS_EPS, THRESHOLD, roc_points
+from ..data.dataset import MASK_THRESHOLD
+from .metrics import ECE_BINS, HEADLINE_KEYS, LOGLOSS_EPS, PIXEL_AUC_BINS, THRESHOLD, roc_points
 from .runner import EvaluationResult
 
 PROTOCOL = {
@@ -29,6 +32,15 @@ PROTOCOL = {
     "video": "mean frame P(fake) per video; a video is (dataset, method, video id); frames without an id are one-frame videos",
     "methods": "each method's fakes vs the reals labelled with that method if any, else vs ALL reals of the dataset (see 'reals')",
     "pooled": "top-level metrics pool every sample of every dataset",
+    "pixel": (
+        f"where the manifest has masks: the model's mask head (sigmoid of its logits, upsampled bilinearly to the "
+        f"face image and resized to the ground-truth mask) vs the mask binarised at gray >= {MASK_THRESHOLD}; "
+        f"a pixel is called manipulated at P >= {THRESHOLD}. pixel_acc and pixel_auc pool every pixel of every "
+        f"masked sample (AUC from {PIXEL_AUC_BINS}-bin histograms, same-bin pixels tie); iou: mean over fakes "
+        "whose mask has a manipulated pixel; fp_pixel_rate: share of reals' pixels called manipulated; reals "
+        "without a mask file count as all-zero masks, fakes without one are left out; models without a mask "
+        "head are skipped unless --grad-cam-masks (Grad-CAM peak-normalised x P(fake))"
+    ),
 }
 
 
@@ -52,9 +64,13 @@ def to_dict(result: EvaluationResult) -> dict:
     video = None
     if result.pooled_video is not None:
         video = {**result.pooled_video, "datasets": [d.name for d in result.datasets if d.video is not None]}
+    pixel = None
+    if result.pooled_pixel is not None:
+        pixel = result.pooled_pixel
     return _clean({
         **result.pooled,
         "video": video,
+        "pixel": pixel,
         "pooled_over": [d.name for d in result.datasets],
         "datasets": {d.name: d.to_dict() for d in result.datasets},
         "checkpoint": result.checkpoint,
@@ -184,8 +200,11 @@ def to_markdown(result: EvaluationResult) -> str:
     else:
         lines.append("No dataset names the manipulation method of its fakes.")
 
+    lines += ["", "## Pixel level (forgery masks)", ""] + _pixel_section(result)
+
     undefined = [(d.name, "frame", d.frame["undefined"]) for d in result.datasets if d.frame["undefined"]]
     undefined += [(d.name, "video", d.video["undefined"]) for d in with_video if d.video["undefined"]]
+    undefined += [(d.name, "pixel", d.pixel["undefined"]) for d in result.datasets if d.pixel and d.pixel["undefined"]]
     if undefined:
         lines += ["", "## Undefined metrics (shown as —)", ""]
         for name, level, reasons in undefined:
@@ -198,6 +217,38 @@ def to_markdown(result: EvaluationResult) -> str:
     protocol = to_dict(result)["protocol"]
     lines += ["", "## Protocol", ""] + [f"- {key}: {text}" for key, text in protocol.items()]
     return "\n".join(lines) + "\n"
+
+
+_PIXEL_COLUMNS = ["pixel_acc", "pixel_auc", "iou", "fp_pixel_rate"]
+
+
+def _pixel_section(result: EvaluationResult) -> list[str]:
+    with_pixels = [d for d in result.datasets if d.pixel is not None]
+    notes = [f"- {d.pixel_note}" for d in result.datasets if d.pixel_note]
+    if not with_pixels:
+        return (notes or ["No dataset has ground-truth masks (manifest `mask` column)."])
+    lines = [
+        "Predicted masks vs ground-truth masks at the masks' size; a pixel is called manipulated at P >= 0.5. "
+        "`iou`: mean over the fakes whose mask has a manipulated pixel (`n_iou`); `fp_pixel_rate`: share of "
+        "the reals' pixels called manipulated. Reals without a mask file count as all-zero masks (`implied`).",
+        "",
+    ]
+    header = ["dataset", "source", "masked", "fake", "real (implied)", "n_iou"] + _PIXEL_COLUMNS
+    rows = []
+    for d in with_pixels:
+        p = d.pixel
+        rows.append([d.name, p["source"], str(p["n"]), str(p["n_fake"]), f"{p['n_real']} ({p['n_real_implied']})",
+                     str(p["n_iou"])] + _metric_row(p, _PIXEL_COLUMNS))
+    if len(with_pixels) > 1 and result.pooled_pixel is not None:
+        p = result.pooled_pixel
+        rows.append(["**pooled**", p["source"], str(p["n"]), str(p["n_fake"]), str(p["n_real"]), str(p["n_iou"])]
+                    + _metric_row(p, _PIXEL_COLUMNS))
+    lines += _table(header, rows)
+    left_out = [f"- `{d.name}`: {d.pixel['n_fake_without_mask']} fake(s) without a mask left out"
+                for d in with_pixels if d.pixel.get("n_fake_without_mask")]
+    if left_out or notes:
+        lines += [""] + left_out + notes
+    return lines
 
 
 def write_markdown(result: EvaluationResult, path: str | Path) -> Path:

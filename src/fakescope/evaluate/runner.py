@@ -4,6 +4,13 @@ The cross-dataset protocol: one checkpoint, many datasets, one table. Each
 dataset gets frame-level metrics, video-level metrics (mean frame P(fake) per
 video) where the manifest has video ids, and per-manipulation-method metrics.
 
+Pixel level, where a dataset's manifest has a `mask` column: the model's mask head
+(upsampled to each ground-truth mask) against the masks; see `metrics.PixelMetrics`.
+A model without a mask head gets no pixel metrics, with a note saying so, unless
+`grad_cam_masks=True` asks for its Grad-CAM maps x P(fake) instead. Reals without a
+mask file count as all-zero masks (a pristine face has no manipulated pixel); fakes
+without one are left out of the pixel metrics (where they were altered is unknown).
+
 Per method, a method's fakes are scored against the reals *of the same method*
 when the manifest labels some reals with that method name, else against ALL
 reals of the dataset. FF++-style manifests mark every real "original" (the
@@ -17,15 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+import cv2
 import numpy as np
 import torch
 
-from ..data.dataset import FaceCropDataset
+from ..data.dataset import FaceCropDataset, load_mask
 from ..data.manifest import Manifest
 from ..errors import FakescopeError
 from ..inference import predict_scores
 from ..models.zoo import load_detector
-from .metrics import compute_metrics, compute_video_metrics
+from .metrics import PixelMetrics, compute_metrics, compute_video_metrics
 
 
 @dataclass
@@ -46,9 +54,13 @@ class DatasetResult:
     frame: dict
     video: Optional[dict]  # None when the manifest has no video ids
     methods: dict[str, dict] = field(default_factory=dict)  # method -> frame metrics + "video" + "reals"
+    pixel: Optional[dict] = None  # pixel-level metrics (metrics.PixelMetrics) where the manifest has masks
+    pixel_note: Optional[str] = None  # why a dataset with masks has no pixel metrics
+    pixel_accumulator: Optional[PixelMetrics] = field(default=None, repr=False)  # to pool across datasets
 
     def to_dict(self) -> dict:
-        return {**self.frame, "video": self.video, "methods": self.methods}
+        return {**self.frame, "video": self.video, "methods": self.methods, "pixel": self.pixel,
+                "pixel_note": self.pixel_note}
 
 
 @dataclass
@@ -60,6 +72,7 @@ class EvaluationResult:
     pooled: dict  # frame metrics over all datasets' samples together
     pooled_video: Optional[dict]  # video metrics over the datasets that have video ids
     logloss_clip: Optional[float] = None
+    pooled_pixel: Optional[dict] = None  # pixel metrics over the datasets that have them
 
     def dataset(self, name: str) -> DatasetResult:
         return next(d for d in self.datasets if d.name == name)
@@ -77,6 +90,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
 def _check_files(name: str, manifest: Manifest) -> None:
     """Fail before scoring, with one line, rather than deep inside the data loader."""
     missing = [s.path for s in manifest if not manifest.resolve(s.path).is_file()]
+    missing += [s.mask for s in manifest if s.mask and not manifest.resolve(s.mask).is_file()]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise FakescopeError(f"dataset {name!r}: {manifest.resolve(missing[0])} does not exist{more}", code="not_found")
@@ -116,6 +130,67 @@ def per_method(predictions: Sequence[Prediction], logloss_clip: Optional[float] 
     return out
 
 
+def _score_with_masks(
+    name: str, manifest: Manifest, detector, device: torch.device, batch_size: int, num_workers: int,
+    grad_cam_masks: bool,
+) -> tuple[np.ndarray, Optional[PixelMetrics], Optional[dict], Optional[str]]:
+    """Scores (as `predict_scores` gives them) and, from the same forward passes, pixel metrics
+    of the predicted masks against the manifest's masks: (scores, accumulator, extra counts, note)."""
+    from PIL import Image
+    from torch.utils.data import DataLoader
+
+    from ..explain import crop_square, forgery_maps, uncrop
+
+    model = detector.model
+    was_training = model.training
+    model.eval()
+    loader = DataLoader(FaceCropDataset(manifest, detector.preprocess), batch_size=batch_size, shuffle=False,
+                        num_workers=num_workers)
+    pixels = PixelMetrics()
+    counts = {"source": None, "n_real_implied": 0, "n_fake_without_mask": 0}
+    scores = []
+    source_known = False
+    try:
+        for batch in loader:
+            maps = forgery_maps(model, batch["image"].to(device), allow_grad_cam=grad_cam_masks)
+            scores.append(np.asarray(maps.scores, dtype=float))
+            if not source_known:
+                counts["source"], source_known = maps.source, True
+            if maps.source is None:
+                continue
+            for j, index in enumerate(batch["index"].tolist()):
+                sample = manifest.samples[index]
+                if sample.mask is None and sample.label == 1:
+                    counts["n_fake_without_mask"] += 1
+                    continue
+                image_path = manifest.resolve(sample.path)
+                with Image.open(image_path) as image:
+                    width, height = image.size
+                square = crop_square((0.0, 0.0, float(width), float(height)), 1.0)  # as load_face_crop cuts it
+                side = square[2] - square[0]
+                predicted = uncrop(maps.at(j, side), square, (height, width))
+                if sample.mask is None:  # a real without a mask file: nothing in it is manipulated
+                    truth = np.zeros((height, width), bool)
+                    counts["n_real_implied"] += 1
+                else:
+                    truth = load_mask(manifest.resolve(sample.mask))
+                if predicted.shape != truth.shape:
+                    predicted = np.clip(cv2.resize(predicted, (truth.shape[1], truth.shape[0]),
+                                                   interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+                pixels.add(predicted, truth, sample.label)
+    except OSError as exc:
+        raise FakescopeError(f"dataset {name!r}: cannot read an image or mask: {exc}", code="corrupt") from None
+    finally:
+        model.train(was_training)
+    all_scores = np.concatenate(scores) if scores else np.zeros(0)
+    if counts["source"] is None:
+        masked = sum(s.mask is not None for s in manifest)
+        note = (f"{name}: {masked} sample(s) have ground-truth masks, but model {detector.name!r} has no mask head, "
+                "so pixel metrics are skipped (--grad-cam-masks scores its Grad-CAM maps x P(fake) instead)")
+        return all_scores, None, None, note
+    return all_scores, pixels, counts, None
+
+
 def evaluate(
     checkpoint_or_name: str | Path,
     datasets: Sequence[tuple[str, Manifest]],
@@ -123,8 +198,10 @@ def evaluate(
     batch_size: int = 64,
     num_workers: int = 0,
     logloss_clip: Optional[float] = None,
+    grad_cam_masks: bool = False,
 ) -> EvaluationResult:
-    """Score every sample of every (name, manifest) with the detector's own preprocessing."""
+    """Score every sample of every (name, manifest) with the detector's own preprocessing;
+    pixel metrics too where a manifest has masks (see the module docstring)."""
     if not datasets:
         raise FakescopeError("no dataset to evaluate on")
     names = [name for name, _ in datasets]
@@ -143,26 +220,44 @@ def evaluate(
     predictions: list[Prediction] = []
     results: list[DatasetResult] = []
     for name, manifest in datasets:
-        try:
-            scores = predict_scores(
-                model, FaceCropDataset(manifest, detector.preprocess), torch_device, batch_size, num_workers,
+        pixel = pixel_note = accumulator = None
+        if any(s.mask is not None for s in manifest):
+            scores, accumulator, counts, pixel_note = _score_with_masks(
+                name, manifest, detector, torch_device, batch_size, num_workers, grad_cam_masks,
             )
-        except OSError as exc:  # an unreadable or truncated image (PIL raises OSError subclasses)
-            raise FakescopeError(f"dataset {name!r}: cannot read an image: {exc}", code="corrupt") from None
+            if accumulator is not None:
+                pixel = {**accumulator.result(), **counts}
+        else:
+            try:
+                scores = predict_scores(
+                    model, FaceCropDataset(manifest, detector.preprocess), torch_device, batch_size, num_workers,
+                )
+            except OSError as exc:  # an unreadable or truncated image (PIL raises OSError subclasses)
+                raise FakescopeError(f"dataset {name!r}: cannot read an image: {exc}", code="corrupt") from None
         rows = [
             Prediction(name, str(manifest.resolve(s.path)), s.label, float(score), s.video, s.method)
             for s, score in zip(manifest.samples, np.asarray(scores, dtype=float))
         ]
         frame, video = _metrics(rows, logloss_clip)
-        results.append(DatasetResult(name, frame, video, per_method(rows, logloss_clip)))
+        results.append(DatasetResult(
+            name, frame, video, per_method(rows, logloss_clip), pixel, pixel_note, accumulator,
+        ))
         predictions.extend(rows)
 
     pooled = compute_metrics([p.label for p in predictions], [p.score for p in predictions], logloss_clip=logloss_clip)
     with_videos = {r.name for r in results if r.video is not None}
     pooled_video = _video_metrics([p for p in predictions if p.dataset in with_videos], logloss_clip)
+    pooled_pixel = None
+    with_pixels = [r for r in results if r.pixel_accumulator is not None]
+    if with_pixels:
+        merged = PixelMetrics()
+        for r in with_pixels:
+            merged.merge(r.pixel_accumulator)
+        pooled_pixel = {**merged.result(), "datasets": [r.name for r in with_pixels],
+                        "source": with_pixels[0].pixel["source"]}
     return EvaluationResult(
         checkpoint=str(checkpoint_or_name),
         model={"name": detector.name, "arch": detector.arch, "provenance": detector.provenance},
         datasets=results, predictions=predictions, pooled=pooled, pooled_video=pooled_video,
-        logloss_clip=logloss_clip,
+        logloss_clip=logloss_clip, pooled_pixel=pooled_pixel,
     )
