@@ -65,6 +65,18 @@ class DetectorModel(nn.Module):
         """
         return {}
 
+    # ---- video level: a score for K frames of one face track from their per-frame features
+
+    #: names of the video heads this architecture has (e.g. ("mean", "temporal")); empty: none,
+    #: and a video's score is then an aggregate of its frame scores (scan's --aggregation)
+    video_heads: tuple[str, ...] = ()
+
+    def video_logits(self, features: torch.Tensor, head: str) -> torch.Tensor:
+        """(B, K, D) per-frame ``features`` of B clips of K frames each -> (B,) video fake logits,
+        by the named head (one of ``video_heads``). Trainable heads are trained on sequence
+        samples (K frames of one video) alongside the frame loss."""
+        raise NotImplementedError(f"{type(self).__name__} has no video heads")
+
     def augment_training_batch(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Model-guided augmentation of a training batch (e.g. MAT's attention-guided
         augmentation); returns images of the same shape. Runs under ``torch.no_grad``
