@@ -1,6 +1,7 @@
 """M2TR: the DCT and its band filters, the multi-scale heads' patch attention, the
 cross-modality roles, the contrastive loss, the detector contract with its full-size
-mask, parameter count, training steps (with and without mask targets), ONNX, recipe."""
+mask, parameter count, training steps (with and without mask targets), ONNX, recipe,
+and the video heads (mean, temporal): values, a training step, windows, checkpoints."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,6 +17,7 @@ from fakescope.models.m2tr import (
     BAND_EDGES,
     HEAD_GRIDS,
     M2TR,
+    TEMPORAL_FRAMES,
     CrossModalityAttention,
     DCTBandFilter,
     MultiScaleAttention,
@@ -284,8 +286,14 @@ def test_parameter_count_matches_the_authors_code():
     #   Linear(1792, 1)                                                                1,793
     reference = 17_548_616 + 4 * (31_104 + 228_544 + 4_288) + 1_793  # 18,606,153
     model = build_model("m2tr")  # 320 px
-    count = check_parameter_count(model, reference)
-    assert count == 18_648_634  # ours, incl. the 14k-parameter mask decoder the released model lacks
+    temporal = sum(p.numel() for p in model.temporal.parameters())
+    # the temporal video head (ours; the paper scores frames): LayerNorm(1792) 3,584 + Linear(1792, 128) 229,504
+    # + positions 32*128 4,096 + encoder layer (attention 4*128*128 + 4*128 = 66,048, feed-forward
+    # 128*256 + 256 + 256*128 + 128 = 65,920, two LayerNorms 512) 132,480 + LayerNorm(128) 256
+    # + attention-pool score 129 + classifier 129
+    assert temporal == 3_584 + 229_504 + 4_096 + 132_480 + 256 + 129 + 129 == 370_178
+    count = check_parameter_count(model, reference + temporal)
+    assert count - temporal == 18_648_634  # ours, incl. the 14k-parameter mask decoder the released model lacks
 
 
 def test_meta_device_profile_counts_flops():
@@ -342,3 +350,94 @@ def test_recipe_validates():
     assert cfg.loss.mask_weight > 0 and cfg.data.train.synthesis is not None
     size = cfg.model.kwargs.get("input_size", M2TR.default_preprocess.input_size)
     assert (cfg.preprocess.input_size or M2TR.default_preprocess.input_size) == size == 320
+
+
+# ---------------------------------------------------------------------------- video heads
+
+
+def test_mean_video_head_is_the_frame_classifier_on_the_mean_feature():
+    model = _model().eval()
+    assert M2TR.video_heads == ("mean", "temporal")
+    torch.manual_seed(1)
+    features = torch.randn(3, 5, 1792)
+    with torch.no_grad():
+        logits = model.video_logits(features, "mean")
+        by_hand = features.mean(dim=1) @ model.classifier.weight[0] + model.classifier.bias[0]
+    assert logits.shape == (3,)
+    torch.testing.assert_close(logits, by_hand, rtol=0, atol=1e-5)
+    # a one-frame clip is that frame's own score, as forward gives it
+    x = torch.randn(2, 3, SMALL, SMALL)
+    with torch.no_grad():
+        out = model(x)
+        torch.testing.assert_close(model.video_logits(out["features"].unsqueeze(1), "mean"), out["logits"],
+                                   rtol=0, atol=1e-5)
+    assert model.video_window("mean") is None  # any number of frames
+
+
+def test_temporal_head_sees_frame_order_and_rejects_bad_clips():
+    model = _model().eval()
+    torch.manual_seed(2)
+    features = torch.randn(2, 6, 1792)
+    with torch.no_grad():
+        forward = model.video_logits(features, "temporal")
+        backward = model.video_logits(features.flip(1), "temporal")
+        mean_forward, mean_backward = model.video_logits(features, "mean"), model.video_logits(features.flip(1), "mean")
+    assert forward.shape == (2,) and torch.isfinite(forward).all()
+    assert (forward - backward).abs().max() > 1e-4  # learned positions: the order of the frames matters
+    torch.testing.assert_close(mean_forward, mean_backward)  # the mean head ignores it
+    with pytest.raises(ValueError, match="1 to 32 frames"):
+        model.video_logits(torch.randn(1, TEMPORAL_FRAMES + 1, 1792), "temporal")
+    with pytest.raises(ValueError, match="no video head 'lstm'"):
+        model.video_logits(features, "lstm")
+    with pytest.raises(ValueError, match="1792"):
+        model.video_logits(torch.randn(2, 4, 100), "temporal")
+
+
+def test_one_step_on_clip_features_lowers_the_temporal_heads_bce():
+    model = _model()
+    torch.manual_seed(3)
+    features = torch.randn(4, 8, 1792)  # B clips of K frames, the trainer's sequence samples
+    labels = torch.tensor([0.0, 1.0, 0.0, 1.0])
+    optimiser = torch.optim.AdamW(model.temporal.parameters(), lr=1e-3)
+
+    def loss():
+        return F.binary_cross_entropy_with_logits(model.video_logits(features, "temporal"), labels)
+
+    model.eval()  # dropout off for the two measurements
+    with torch.no_grad():
+        before = loss().item()
+    model.train()
+    optimiser.zero_grad()
+    loss().backward()
+    assert model.temporal.project.weight.grad.abs().sum() > 0 and model.classifier.weight.grad is None
+    optimiser.step()
+    model.eval()
+    with torch.no_grad():
+        after = loss().item()
+    assert after < before, (before, after)
+    # training records the clip length, so inference scores long tracks in windows of it
+    assert int(model.temporal_trained_frames) == 8 and model.video_window("temporal") == 8
+    with torch.no_grad():
+        model.video_logits(torch.randn(1, 20, 1792), "temporal")  # eval: scored, not recorded
+    assert model.video_window("temporal") == 8
+
+
+def test_untrained_temporal_head_window_is_its_position_table():
+    assert _model().video_window("temporal") == TEMPORAL_FRAMES
+
+
+def test_video_heads_round_trip_through_a_checkpoint(tmp_path):
+    from fakescope.models.base import load_checkpoint, save_checkpoint
+
+    model = _model()
+    with torch.no_grad():
+        model.video_logits(torch.randn(2, 6, 1792), "temporal")  # train mode: records 6 frames
+    model.eval()
+    save_checkpoint(tmp_path / "m2tr.pt", model, "m2tr", M2TR.default_preprocess.model_copy(update={"input_size": SMALL}),
+                    arch_kwargs={"input_size": SMALL})
+    loaded = load_checkpoint(tmp_path / "m2tr.pt").model
+    features = torch.randn(2, 5, 1792)
+    with torch.no_grad():
+        for head in M2TR.video_heads:
+            torch.testing.assert_close(loaded.video_logits(features, head), model.video_logits(features, head))
+    assert loaded.video_window("temporal") == 6

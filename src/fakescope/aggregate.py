@@ -1,14 +1,20 @@
-"""Video-level scores from face scores.
+"""Video-level scores from face scores, or from a model's video head.
 
 A policy receives one list of P(fake) per face track (one track per person)
 and returns one P(fake) for the video. Register new ones with `@AGGREGATORS.register`.
+
+A model with video heads (`DetectorModel.video_heads`) scores a whole track instead,
+from its faces' per-frame features: `video_head_probability`. `scan --video-head` and
+`evaluate --video-head` both go through it, so a track or video is scored the same way.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import math
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from .errors import FakescopeError
 from .registry import Registry
 
 Aggregator = Callable[[Sequence[Sequence[float]]], float]
@@ -49,3 +55,63 @@ def fraction_above(tracks: Sequence[Sequence[float]], threshold: float = 0.5) ->
     """Share of faces scored above 0.5."""
     scores = np.concatenate([np.asarray(t, dtype=float) for t in tracks])
     return float((scores > threshold).mean())
+
+
+# ----------------------------------------------------------------------------- video heads
+
+
+def check_video_head(model, arch: str, head: str) -> None:
+    """A one-line FakescopeError (usage) unless `model` has the video head `head`."""
+    heads = tuple(getattr(model, "video_heads", ()) or ())
+    if not heads:
+        from .models.base import MODELS
+
+        having = [f"{name} ({', '.join(cls.video_heads)})" for name, cls in MODELS.items() if cls.video_heads]
+        raise FakescopeError(
+            f"--video-head {head}: architecture {arch!r} has no video heads; "
+            f"architectures with video heads: {', '.join(having) or 'none'}"
+        )
+    if head not in heads:
+        raise FakescopeError(f"--video-head {head}: architecture {arch!r} has no video head {head!r}; "
+                             f"its video heads are: {', '.join(heads)}")
+
+
+def video_windows(count: int, window: Optional[int]) -> list[range]:
+    """Consecutive windows covering `count` frames, none longer than `window` (None: one window).
+
+    As few windows as fit, of near-equal length (e.g. 40 frames at window 32: two of 20), so
+    no window is a short leftover scored on a couple of frames."""
+    if count <= 0:
+        return []
+    if not window or count <= window:
+        return [range(count)]
+    pieces = math.ceil(count / window)
+    edges = np.linspace(0, count, pieces + 1).round().astype(int)
+    return [range(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def video_head_probability(model, features, head: str) -> tuple[float, int]:
+    """P(fake) of one face track or video from its (K, D) per-frame `features`, in frame order,
+    by `model.video_logits(..., head)`; returns (P(fake), number of windows).
+
+    A model may cap the frames one call sees (`model.video_window(head)`, e.g. the clip length
+    its temporal head was trained on); longer sequences are cut into consecutive windows
+    (`video_windows`) and their P(fake) averaged. Without a cap every frame goes in one call.
+    """
+    import torch
+
+    features = torch.as_tensor(features)
+    if features.dim() != 2 or features.shape[0] == 0:
+        raise ValueError(f"expected (K, D) frame features with K >= 1, got {tuple(features.shape)}")
+    window_of = getattr(model, "video_window", None)
+    window = window_of(head) if callable(window_of) else None
+    windows = video_windows(features.shape[0], window)
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    with torch.inference_mode():
+        probabilities = [
+            float(torch.sigmoid(model.video_logits(features[w.start:w.stop].unsqueeze(0).to(device).float(),
+                                                   head).float())[0])
+            for w in windows
+        ]
+    return float(np.mean(probabilities)), len(windows)

@@ -37,6 +37,10 @@ def scan(
         None, "--masks", help="Write each face's forgery mask here: grayscale PNG the size of the face crop, "
         "P(manipulated) x 255, from the model's mask head (Grad-CAM x P(fake) without one)."),
     aggregation: str = typer.Option("max_track_mean", help="Video score policy: max_track_mean, mean, confident, fraction_above."),
+    video_head: Optional[str] = typer.Option(
+        None, "--video-head", help="Score each face track with the model's video head of this name (e.g. m2tr: "
+        "mean, temporal) over its faces' features in frame order, instead of the mean face P(fake); "
+        "the file's score is the max over its voting tracks."),
     threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="P(fake) at or above which the verdict is FAKE."),
     device: str = typer.Option("auto", help="cpu, cuda, cuda:1 ... or auto."),
     batch_size: int = typer.Option(32, min=1, help="Faces per model batch."),
@@ -55,6 +59,7 @@ def scan(
         model=model or DEFAULT_MODEL, frames=frames, crops=crops, aggregation=aggregation, threshold=threshold,
         device=device, batch_size=batch_size, min_face_size=min_face,
         heatmap_dir=str(heatmap) if heatmap else None, masks_dir=str(masks) if masks else None,
+        video_head=video_head,
         limits=MediaLimits(max_file_mb=max_file_mb, max_pixels=int(max_megapixels * 1e6), max_duration_s=max_duration),
     )
     try:
@@ -117,6 +122,10 @@ def _print_single(result: FileResult) -> None:
         table.add_row(str(t.track), f"{t.score:.3f}", str(t.faces), f"{t.first_frame}-{t.last_frame}",
                       "yes" if t.used_for_verdict else "no (seen in few frames)")
     out.print(table)
+    sources = sorted({t.score_source for t in result.tracks if t.score_source != "frame_mean"})
+    if sources:
+        out.print(f"track P(fake) from {', '.join(sources)} (the model's video head over each track's faces)",
+                  highlight=False, soft_wrap=True)
 
 
 def _print_summary(report: ScanReport) -> None:

@@ -49,11 +49,15 @@ class TrackResult:
     """One person: faces linked across frames."""
 
     track: int
-    score: float  # mean P(fake) over the track's faces
+    score: float  # P(fake) of the person: mean over the track's faces, or the model's video head (score_source)
     faces: int
     first_frame: int
     last_frame: int
     used_for_verdict: bool  # tracks seen in too few frames are reported but not voted
+    # where `score` comes from: "frame_mean" (mean face P(fake)), or "video_head:NAME" (scan --video-head:
+    # the model's video head over the faces' features, in frame order)
+    score_source: str = "frame_mean"
+    windows: Optional[int] = None  # with a video head: consecutive frame windows scored and averaged
 
 
 @dataclass

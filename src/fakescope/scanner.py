@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .aggregate import AGGREGATORS
+from .aggregate import AGGREGATORS, check_video_head, video_head_probability
 from .errors import FakescopeError
 from .explain import crop_square, forgery_maps, overlay
 from .faces import FACE_DETECTORS, Face, crop_face, link_tracks
@@ -45,6 +45,9 @@ class ScanSettings:
     min_track_fraction: float = 0.25  # shorter tracks (vs the longest) are reported, not voted
     heatmap_dir: Optional[str] = None  # each scored crop with its forgery map overlaid (PNG)
     masks_dir: Optional[str] = None  # each scored face's forgery mask, P(manipulated) x 255, crop-sized gray PNG
+    # score each face track with the model's video head of this name (over its faces' features, in frame
+    # order) instead of the mean face P(fake); the file's score is then the max over voting tracks
+    video_head: Optional[str] = None
     limits: MediaLimits = field(default_factory=MediaLimits)
 
 
@@ -85,6 +88,12 @@ class Scanner:
         self.detector = detector or load_detector(self.settings.model)
         self.model = self.detector.model.to(self.device).eval()
         self.preprocess = self.detector.preprocess
+        if self.settings.video_head is not None:
+            if self.settings.aggregation != "max_track_mean":
+                raise FakescopeError(
+                    f"--aggregation {self.settings.aggregation} combines face scores; with --video-head each "
+                    "track has one score and a file's score is the max over its voting tracks (max_track_mean)")
+            check_video_head(self.model, self.detector.arch, self.settings.video_head)
         self._face_detector = None
         self._mean = torch.tensor(self.preprocess.mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(self.preprocess.std, device=self.device).view(1, 3, 1, 1)
@@ -190,11 +199,12 @@ class Scanner:
                 crops.append(crop_face(frame.image, face.box, margin, size))
         squares = {key: crop_square(faces_per_frame[key[0]][key[1]].box, margin) for key in keys}
         if crops and (self.settings.heatmap_dir or self.settings.masks_dir):
-            scores, written = self._predict_with_maps(path, frames, keys, crops, squares, track_of)
+            scores, features, written = self._predict_with_maps(path, frames, keys, crops, squares, track_of)
         else:
-            scores, written = self._predict(crops), {}
+            (scores, features), written = self._predict(crops), {}
 
         score_of = dict(zip(keys, scores))
+        feature_of = dict(zip(keys, features)) if features is not None else {}
         for position, (frame, faces) in enumerate(zip(frames, faces_per_frame)):
             frame_scores = [score_of[(position, i)] for i in range(len(faces))]
             result.frames.append(FrameResult(frame.index, round(frame.timestamp, 4), len(faces),
@@ -213,16 +223,26 @@ class Scanner:
             return
 
         longest = len(tracks[0].links)
+        head = self.settings.video_head
         voting: list[list[float]] = []
         for t, track in enumerate(tracks):
-            track_scores = [score_of[(link.frame_position, link.face_index)] for link in track.links]
+            links = sorted(track.links, key=lambda link: link.frame_position)  # frame order, for the video head
+            track_scores = [score_of[(link.frame_position, link.face_index)] for link in links]
             used = len(track.links) >= max(1, math.ceil(self.settings.min_track_fraction * longest))
+            if head is None:
+                score, source, windows = float(np.mean(track_scores)), "frame_mean", None
+            else:
+                track_features = torch.stack([feature_of[(link.frame_position, link.face_index)] for link in links])
+                score, windows = video_head_probability(self.model, track_features, head)
+                source = f"video_head:{head}"
             if used:
-                voting.append(track_scores)
+                # with a video head a track is one score: max_track_mean over them is the max over tracks
+                voting.append(track_scores if head is None else [score])
             result.tracks.append(TrackResult(
-                track=t, score=float(np.mean(track_scores)), faces=len(track_scores),
-                first_frame=frames[track.links[0].frame_position].index,
-                last_frame=frames[track.links[-1].frame_position].index, used_for_verdict=used,
+                track=t, score=score, faces=len(track_scores),
+                first_frame=frames[links[0].frame_position].index,
+                last_frame=frames[links[-1].frame_position].index, used_for_verdict=used,
+                score_source=source, windows=windows,
             ))
         result.score = AGGREGATORS.get(self.settings.aggregation)(voting)
         result.verdict = "fake" if result.score >= self.settings.threshold else "real"
@@ -231,20 +251,28 @@ class Scanner:
         batch = torch.from_numpy(np.stack(crops)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
         return (batch - self._mean) / self._std
 
-    def _predict(self, crops: list[np.ndarray]) -> list[float]:
+    def _predict(self, crops: list[np.ndarray]) -> tuple[list[float], Optional[list[torch.Tensor]]]:
+        """P(fake) per crop and, with a video head, each crop's (D,) features (CPU; else None)."""
         scores: list[float] = []
+        features: Optional[list[torch.Tensor]] = [] if self.settings.video_head else None
         with torch.inference_mode():
             for i in range(0, len(crops), self.settings.batch_size):
-                logits = self.model(self._to_batch(crops[i : i + self.settings.batch_size]))["logits"]
-                scores.extend(torch.sigmoid(logits.float()).cpu().tolist())
-        return scores
+                out = self.model(self._to_batch(crops[i : i + self.settings.batch_size]))
+                scores.extend(torch.sigmoid(out["logits"].float()).cpu().tolist())
+                if features is not None:
+                    features.extend(self._features_of(out))
+        return scores, features
 
-    def _predict_with_maps(self, path: Path, frames, keys, crops, squares, track_of) -> tuple[list[float], dict]:
+    def _features_of(self, out: dict) -> list[torch.Tensor]:
+        if out.get("features") is None:
+            raise FakescopeError(f"model {self.detector.name!r} returns no features, so its video head cannot run")
+        return list(out["features"].detach().float().cpu())
+
+    def _predict_with_maps(self, path: Path, frames, keys, crops, squares, track_of) -> tuple[list[float], Optional[list], dict]:
         """Scores and forgery maps from the same forward pass; writes the --heatmap and --masks PNGs.
 
-        Returns the scores and, per face key, the FaceResult fields of what was written."""
-        from PIL import Image
-
+        Returns the scores, the features (as `_predict`; None without a video head) and, per face
+        key, the FaceResult fields of what was written."""
         heatmap_dir = Path(self.settings.heatmap_dir) if self.settings.heatmap_dir else None
         masks_dir = Path(self.settings.masks_dir) if self.settings.masks_dir else None
         for folder in (heatmap_dir, masks_dir):
@@ -252,27 +280,45 @@ class Scanner:
                 folder.mkdir(parents=True, exist_ok=True)
         stem = media_key(path)
         scores: list[float] = []
+        features: Optional[list[torch.Tensor]] = [] if self.settings.video_head else None
         written: dict = {}
-        for i in range(0, len(crops), self.settings.batch_size):
-            chunk = crops[i : i + self.settings.batch_size]
-            maps = forgery_maps(self.model, self._to_batch(chunk))
-            scores.extend(float(s) for s in maps.scores)
-            for j, (key, crop) in enumerate(zip(keys[i : i + len(chunk)], chunk)):
-                position, face_index = key
-                name = f"{stem}_f{frames[position].index:06d}_t{track_of[key]}_{face_index}"
-                fields = {"mask_source": maps.source}
-                if heatmap_dir is not None:
-                    target = heatmap_dir / f"{name}_heatmap.png"
-                    Image.fromarray(overlay(crop, maps.at(j, crop.shape[:2]))).save(target)
-                    fields["heatmap"] = str(target)
-                if masks_dir is not None:
-                    left, top, right, bottom = squares[key]
-                    probability = maps.at(j, (bottom - top, right - left))
-                    target = masks_dir / f"{name}_mask.png"
-                    Image.fromarray(np.round(probability * 255.0).astype(np.uint8)).save(target)  # 2-D uint8: mode L
-                    fields["mask"] = str(target)
-                written[key] = fields
-        return scores, written
+        outputs: list[dict] = []  # the model's outputs inside forgery_maps: its first pass per batch has the features
+        hook = (self.model.register_forward_hook(lambda _module, _inputs, output: outputs.append(output))
+                if features is not None else None)
+        try:
+            for i in range(0, len(crops), self.settings.batch_size):
+                chunk = crops[i : i + self.settings.batch_size]
+                outputs.clear()
+                maps = forgery_maps(self.model, self._to_batch(chunk))
+                if features is not None:
+                    features.extend(self._features_of(outputs[0]))
+                self._write_maps(maps, chunk, keys[i : i + len(chunk)], stem, frames, squares, track_of,
+                                 heatmap_dir, masks_dir, written)
+                scores.extend(float(s) for s in maps.scores)
+        finally:
+            if hook is not None:
+                hook.remove()
+        return scores, features, written
+
+    def _write_maps(self, maps, chunk, chunk_keys, stem, frames, squares, track_of, heatmap_dir, masks_dir,
+                    written: dict) -> None:
+        from PIL import Image
+
+        for j, (key, crop) in enumerate(zip(chunk_keys, chunk)):
+            position, face_index = key
+            name = f"{stem}_f{frames[position].index:06d}_t{track_of[key]}_{face_index}"
+            fields = {"mask_source": maps.source}
+            if heatmap_dir is not None:
+                target = heatmap_dir / f"{name}_heatmap.png"
+                Image.fromarray(overlay(crop, maps.at(j, crop.shape[:2]))).save(target)
+                fields["heatmap"] = str(target)
+            if masks_dir is not None:
+                left, top, right, bottom = squares[key]
+                probability = maps.at(j, (bottom - top, right - left))
+                target = masks_dir / f"{name}_mask.png"
+                Image.fromarray(np.round(probability * 255.0).astype(np.uint8)).save(target)  # 2-D uint8: mode L
+                fields["mask"] = str(target)
+            written[key] = fields
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -298,6 +344,6 @@ def scan(paths: str | Path | Sequence[str | Path], **settings) -> ScanReport:
     """Scan images, videos or folders: `scan("clip.mp4").score` is P(fake).
 
     Keyword arguments are `ScanSettings` fields (model, frames, crops, aggregation,
-    threshold, device, heatmap_dir, masks_dir, limits, ...).
+    threshold, device, heatmap_dir, masks_dir, video_head, limits, ...).
     """
     return Scanner(ScanSettings(**settings)).scan(paths)

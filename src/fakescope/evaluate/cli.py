@@ -104,6 +104,9 @@ def print_table(result, console: Console = out) -> None:
             str(video["n"]) if video else "—", *[_cell(video.get(k)) for k in HEADLINE_KEYS],
         )
     console.print(table)
+    if getattr(result, "video_head", None) is not None:
+        console.print(f"video level (v.*): P(fake) from the model's video head {result.video_head!r} over each "
+                      "video's frame features, not the mean frame P(fake)", highlight=False, soft_wrap=True)
     if len(result.datasets) > 1:
         p = result.pooled
         console.print(
@@ -143,6 +146,9 @@ def register(app: typer.Typer) -> None:
         grad_cam_masks: bool = typer.Option(
             False, "--grad-cam-masks",
             help="Pixel metrics for a model without a mask head from its Grad-CAM maps x P(fake) (default: skipped)."),
+        video_head: Optional[str] = typer.Option(
+            None, "--video-head", help="Video-level scores from the model's video head of this name (e.g. m2tr: "
+            "mean, temporal) over each video's frame features in frame order, instead of the mean frame P(fake)."),
     ) -> None:
         """Metrics of a detector on labelled face crops: frame, video, per method, one row per dataset."""
         from .report import write_json, write_markdown, write_predictions, write_roc
@@ -157,7 +163,7 @@ def register(app: typer.Typer) -> None:
                 datasets.extend(by_dataset_column(name, manifest, named="=" in spec))
             result = evaluate(
                 checkpoint, datasets, device=device, batch_size=batch_size, num_workers=workers,
-                logloss_clip=logloss_clip, grad_cam_masks=grad_cam_masks,
+                logloss_clip=logloss_clip, grad_cam_masks=grad_cam_masks, video_head=video_head,
             )
         except FakescopeError as exc:
             err.print(f"[red]error:[/red] {exc.message}", highlight=False)

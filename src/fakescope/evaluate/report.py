@@ -5,7 +5,9 @@ logloss and the rest of METRIC_KEYS) pooled over every sample of every dataset
 evaluated; with one dataset that is simply that dataset's numbers. With several
 datasets, read the per-dataset entries: a pooled AUC mixes score distributions
 that differ between datasets. `video` holds the same keys at video level, pooled
-over the datasets that have video ids (null when none has).
+over the datasets that have video ids (null when none has); `video_head` names the
+model's video head that scored the videos (`evaluate --video-head`; null: mean frame
+P(fake)), and `video.score_source` says the same ("frame_mean" or "video_head:NAME").
 `datasets: {name: {...frame metrics, video, methods, pixel, pixel_note}}` has the
 cross-dataset table; `pixel` (pixel-level mask metrics, null without masks) is at the
 top level too, pooled over the datasets that have it; `checkpoint` is what was asked
@@ -21,7 +23,7 @@ from typing import Any, Optional
 
 from ..data.dataset import MASK_THRESHOLD
 from .metrics import ECE_BINS, HEADLINE_KEYS, LOGLOSS_EPS, PIXEL_AUC_BINS, THRESHOLD, roc_points
-from .runner import EvaluationResult
+from .runner import EvaluationResult, video_score_source
 
 PROTOCOL = {
     "threshold": THRESHOLD,
@@ -43,6 +45,9 @@ PROTOCOL = {
     ),
 }
 
+_WINDOW_TEXT = ("videos longer than the head's window (the clip length a temporal head was trained on) are cut "
+                "into consecutive near-equal windows whose P(fake) are averaged")
+
 
 def _clean(value: Any) -> Any:
     """NaN/inf never reach the JSON (they are not JSON); numpy scalars become Python numbers."""
@@ -59,11 +64,17 @@ def _clean(value: Any) -> Any:
 
 def to_dict(result: EvaluationResult) -> dict:
     protocol = dict(PROTOCOL)
+    if result.video_head is not None:
+        protocol["video"] = (
+            f"the model's video head {result.video_head!r} over each video's per-frame features, frames ordered by "
+            f"the manifest's frame column; {_WINDOW_TEXT}; a video is (dataset, method, video id); frames without "
+            "an id are one-frame videos")
     if result.logloss_clip is not None:
         protocol["logloss"] += f", after clipping predictions to [{result.logloss_clip:g}, {1 - result.logloss_clip:g}]"
     video = None
     if result.pooled_video is not None:
-        video = {**result.pooled_video, "datasets": [d.name for d in result.datasets if d.video is not None]}
+        video = {**result.pooled_video, "datasets": [d.name for d in result.datasets if d.video is not None],
+                 "score_source": video_score_source(result.video_head)}
     pixel = None
     if result.pooled_pixel is not None:
         pixel = result.pooled_pixel
@@ -77,6 +88,7 @@ def to_dict(result: EvaluationResult) -> dict:
         "model": result.model,
         "protocol": protocol,
         "logloss_clip": result.logloss_clip,
+        "video_head": result.video_head,
     })
 
 
@@ -92,9 +104,11 @@ def write_predictions(result: EvaluationResult, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["dataset", "path", "label", "score", "video", "method"])
+        head = result.video_head is not None  # then each row also has its video's P(fake) by the head
+        writer.writerow(["dataset", "path", "label", "score", "video", "method"] + (["video_score"] if head else []))
         for p in result.predictions:
-            writer.writerow([p.dataset, p.path, p.label, f"{p.score:.6f}", p.video or "", p.method or ""])
+            writer.writerow([p.dataset, p.path, p.label, f"{p.score:.6f}", p.video or "", p.method or ""]
+                            + ([f"{p.video_score:.6f}"] if head else []))
     return path
 
 
@@ -173,7 +187,12 @@ def to_markdown(result: EvaluationResult) -> str:
     with_video = [d for d in result.datasets if d.video is not None]
     lines += ["", "## Video level", ""]
     if with_video:
-        lines += ["Mean frame P(fake) per video; a video is (method, video id) within a dataset.", ""]
+        if result.video_head is None:
+            lines += ["Mean frame P(fake) per video; a video is (method, video id) within a dataset.", ""]
+        else:
+            lines += [f"Video P(fake) from the model's video head `{result.video_head}` over each video's frame "
+                      f"features in frame order ({_WINDOW_TEXT}), not the mean frame P(fake); a video is "
+                      "(method, video id) within a dataset. Frame-level metrics above are per frame as always.", ""]
         header = ["dataset", "videos", "frames", "fake", "real"] + HEADLINE_KEYS + ["balanced_acc", "ece"]
         rows = [[d.name, str(d.video["n"]), str(d.video["n_frames"]), str(d.video["n_fake"]), str(d.video["n_real"])]
                 + _metric_row(d.video, HEADLINE_KEYS + ["balanced_acc", "ece"]) for d in with_video]

@@ -4,6 +4,13 @@ The cross-dataset protocol: one checkpoint, many datasets, one table. Each
 dataset gets frame-level metrics, video-level metrics (mean frame P(fake) per
 video) where the manifest has video ids, and per-manipulation-method metrics.
 
+Video level with `video_head="NAME"` (`evaluate --video-head NAME`), for a model with
+that video head: a video's P(fake) is the head's, over its frames' features ordered by
+the manifest's `frame` column (manifest order where a frame has no index), in windows
+where the model caps them (`aggregate.video_head_probability`, as `scan --video-head`
+scores a face track); frame-level metrics are unchanged. A frame without a video id is
+a one-frame video, as in the mean.
+
 Pixel level, where a dataset's manifest has a `mask` column: the model's mask head
 (upsampled to each ground-truth mask) against the masks; see `metrics.PixelMetrics`.
 A model without a mask head gets no pixel metrics, with a note saying so, unless
@@ -30,6 +37,7 @@ import torch
 
 from ..data.dataset import FaceCropDataset, load_mask
 from ..data.manifest import Manifest
+from ..aggregate import check_video_head, video_head_probability
 from ..errors import FakescopeError
 from ..inference import predict_scores
 from ..models.zoo import load_detector
@@ -46,6 +54,13 @@ class Prediction:
     score: float
     video: Optional[str]
     method: Optional[str]
+    # with a video head: P(fake) of this sample's video by that head (the same for all its frames)
+    video_score: Optional[float] = None
+
+
+def video_score_source(video_head: Optional[str]) -> str:
+    """What video-level scores are: "frame_mean" or "video_head:NAME"."""
+    return "frame_mean" if video_head is None else f"video_head:{video_head}"
 
 
 @dataclass
@@ -73,6 +88,7 @@ class EvaluationResult:
     pooled_video: Optional[dict]  # video metrics over the datasets that have video ids
     logloss_clip: Optional[float] = None
     pooled_pixel: Optional[dict] = None  # pixel metrics over the datasets that have them
+    video_head: Optional[str] = None  # the model's video head that gave the video scores; None: mean frame P(fake)
 
     def dataset(self, name: str) -> DatasetResult:
         return next(d for d in self.datasets if d.name == name)
@@ -102,21 +118,27 @@ def _video_keys(predictions: Sequence[Prediction]) -> list:
     return [(p.dataset, p.method, p.video) for p in predictions]
 
 
-def _video_metrics(predictions: Sequence[Prediction], logloss_clip: Optional[float]) -> Optional[dict]:
+def _video_metrics(predictions: Sequence[Prediction], logloss_clip: Optional[float],
+                   video_head: bool = False) -> Optional[dict]:
+    """Video metrics of the mean frame P(fake), or (`video_head`) of each prediction's `video_score`:
+    equal over a video's frames, so the per-video mean of it is the head's score."""
     if not any(p.video is not None for p in predictions):
         return None
+    scores = [p.video_score if video_head else p.score for p in predictions]
     return compute_video_metrics(
-        [p.label for p in predictions], [p.score for p in predictions], [p.video for p in predictions],
+        [p.label for p in predictions], scores, [p.video for p in predictions],
         keys=_video_keys(predictions), logloss_clip=logloss_clip,
     )
 
 
-def _metrics(predictions: Sequence[Prediction], logloss_clip: Optional[float]) -> tuple[dict, Optional[dict]]:
+def _metrics(predictions: Sequence[Prediction], logloss_clip: Optional[float],
+             video_head: bool = False) -> tuple[dict, Optional[dict]]:
     frame = compute_metrics([p.label for p in predictions], [p.score for p in predictions], logloss_clip=logloss_clip)
-    return frame, _video_metrics(predictions, logloss_clip)
+    return frame, _video_metrics(predictions, logloss_clip, video_head)
 
 
-def per_method(predictions: Sequence[Prediction], logloss_clip: Optional[float] = None) -> dict[str, dict]:
+def per_method(predictions: Sequence[Prediction], logloss_clip: Optional[float] = None,
+               video_head: bool = False) -> dict[str, dict]:
     """Each manipulation method's fakes vs the reals (see the module docstring for which reals)."""
     reals = [p for p in predictions if p.label == 0]
     methods = sorted({p.method for p in predictions if p.label == 1 and p.method is not None})
@@ -125,17 +147,18 @@ def per_method(predictions: Sequence[Prediction], logloss_clip: Optional[float] 
         own_reals = [p for p in reals if p.method == method]
         chosen = own_reals or reals
         subset = [p for p in predictions if p.label == 1 and p.method == method] + chosen
-        frame, video = _metrics(subset, logloss_clip)
+        frame, video = _metrics(subset, logloss_clip, video_head)
         out[method] = {**frame, "video": video, "reals": "same method" if own_reals else "all"}
     return out
 
 
 def _score_with_masks(
     name: str, manifest: Manifest, detector, device: torch.device, batch_size: int, num_workers: int,
-    grad_cam_masks: bool,
+    grad_cam_masks: bool, features: Optional[list] = None,
 ) -> tuple[np.ndarray, Optional[PixelMetrics], Optional[dict], Optional[str]]:
     """Scores (as `predict_scores` gives them) and, from the same forward passes, pixel metrics
-    of the predicted masks against the manifest's masks: (scores, accumulator, extra counts, note)."""
+    of the predicted masks against the manifest's masks: (scores, accumulator, extra counts, note).
+    A `features` list is filled with each sample's (D,) features (for a video head)."""
     from PIL import Image
     from torch.utils.data import DataLoader
 
@@ -150,9 +173,14 @@ def _score_with_masks(
     counts = {"source": None, "n_real_implied": 0, "n_fake_without_mask": 0}
     scores = []
     source_known = False
+    outputs: list[dict] = []  # the model's outputs inside forgery_maps; the first of a batch has its features
+    hook = model.register_forward_hook(lambda _m, _i, output: outputs.append(output)) if features is not None else None
     try:
         for batch in loader:
+            outputs.clear()
             maps = forgery_maps(model, batch["image"].to(device), allow_grad_cam=grad_cam_masks)
+            if features is not None:
+                features.extend(_features_of(outputs[0], detector.name))
             scores.append(np.asarray(maps.scores, dtype=float))
             if not source_known:
                 counts["source"], source_known = maps.source, True
@@ -182,6 +210,8 @@ def _score_with_masks(
         raise FakescopeError(f"dataset {name!r}: cannot read an image or mask: {exc}", code="corrupt") from None
     finally:
         model.train(was_training)
+        if hook is not None:
+            hook.remove()
     all_scores = np.concatenate(scores) if scores else np.zeros(0)
     if counts["source"] is None:
         masked = sum(s.mask is not None for s in manifest)
@@ -189,6 +219,55 @@ def _score_with_masks(
                 "so pixel metrics are skipped (--grad-cam-masks scores its Grad-CAM maps x P(fake) instead)")
         return all_scores, None, None, note
     return all_scores, pixels, counts, None
+
+
+def _features_of(out: dict, name: str) -> list[torch.Tensor]:
+    if out.get("features") is None:
+        raise FakescopeError(f"model {name!r} returns no features, so its video head cannot run")
+    return list(out["features"].detach().float().cpu())
+
+
+@torch.inference_mode()
+def _scores_and_features(model, dataset, device: torch.device, batch_size: int, num_workers: int,
+                         name: str) -> tuple[np.ndarray, list[torch.Tensor]]:
+    """`predict_scores`, keeping each sample's (D,) features too."""
+    from torch.utils.data import DataLoader
+
+    was_training = model.training
+    model.eval()
+    scores, features = [], []
+    try:
+        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers):
+            out = model(batch["image"].to(device))
+            scores.append(torch.sigmoid(out["logits"].float()).cpu().numpy())
+            features.extend(_features_of(out, name))
+    finally:
+        model.train(was_training)
+    return (np.concatenate(scores) if scores else np.zeros(0)), features
+
+
+def video_head_scores(model, samples: Sequence, features: Sequence[torch.Tensor], head: str) -> list[float]:
+    """Per sample, the P(fake) of its video by the video head `head` (see the module docstring).
+
+    A video is (method, video id) as for the mean; its frames go in `frame` order (manifest
+    order when any lacks one); a sample without a video id is scored alone."""
+    groups: dict = {}
+    for i, sample in enumerate(samples):
+        key = (sample.method, sample.video) if sample.video is not None else object()  # a lone frame: its own video
+        groups.setdefault(key, []).append(i)
+    out = [0.0] * len(samples)
+    was_training = model.training
+    model.eval()
+    try:
+        for members in groups.values():
+            if all(samples[i].frame is not None for i in members):
+                members = sorted(members, key=lambda i: samples[i].frame)  # stable: ties keep manifest order
+            probability, _ = video_head_probability(model, torch.stack([features[i] for i in members]), head)
+            for i in members:
+                out[i] = probability
+    finally:
+        model.train(was_training)
+    return out
 
 
 def evaluate(
@@ -199,9 +278,11 @@ def evaluate(
     num_workers: int = 0,
     logloss_clip: Optional[float] = None,
     grad_cam_masks: bool = False,
+    video_head: Optional[str] = None,
 ) -> EvaluationResult:
     """Score every sample of every (name, manifest) with the detector's own preprocessing;
-    pixel metrics too where a manifest has masks (see the module docstring)."""
+    pixel metrics too where a manifest has masks, video scores from the model's video head
+    `video_head` if given (see the module docstring)."""
     if not datasets:
         raise FakescopeError("no dataset to evaluate on")
     names = [name for name, _ in datasets]
@@ -216,37 +297,46 @@ def evaluate(
     torch_device = resolve_device(device)
     detector = load_detector(checkpoint_or_name)
     model = detector.model.to(torch_device)
+    if video_head is not None:
+        check_video_head(model, detector.arch, video_head)
+    use_head = video_head is not None
 
     predictions: list[Prediction] = []
     results: list[DatasetResult] = []
     for name, manifest in datasets:
         pixel = pixel_note = accumulator = None
+        features: Optional[list] = [] if use_head else None
         if any(s.mask is not None for s in manifest):
             scores, accumulator, counts, pixel_note = _score_with_masks(
-                name, manifest, detector, torch_device, batch_size, num_workers, grad_cam_masks,
+                name, manifest, detector, torch_device, batch_size, num_workers, grad_cam_masks, features,
             )
             if accumulator is not None:
                 pixel = {**accumulator.result(), **counts}
         else:
             try:
-                scores = predict_scores(
-                    model, FaceCropDataset(manifest, detector.preprocess), torch_device, batch_size, num_workers,
-                )
+                dataset = FaceCropDataset(manifest, detector.preprocess)
+                if use_head:
+                    scores, features = _scores_and_features(model, dataset, torch_device, batch_size, num_workers,
+                                                            detector.name)
+                else:
+                    scores = predict_scores(model, dataset, torch_device, batch_size, num_workers)
             except OSError as exc:  # an unreadable or truncated image (PIL raises OSError subclasses)
                 raise FakescopeError(f"dataset {name!r}: cannot read an image: {exc}", code="corrupt") from None
+        video_scores = (video_head_scores(model, manifest.samples, features, video_head) if use_head
+                        else [None] * len(manifest))
         rows = [
-            Prediction(name, str(manifest.resolve(s.path)), s.label, float(score), s.video, s.method)
-            for s, score in zip(manifest.samples, np.asarray(scores, dtype=float))
+            Prediction(name, str(manifest.resolve(s.path)), s.label, float(score), s.video, s.method, video_score)
+            for s, score, video_score in zip(manifest.samples, np.asarray(scores, dtype=float), video_scores)
         ]
-        frame, video = _metrics(rows, logloss_clip)
+        frame, video = _metrics(rows, logloss_clip, use_head)
         results.append(DatasetResult(
-            name, frame, video, per_method(rows, logloss_clip), pixel, pixel_note, accumulator,
+            name, frame, video, per_method(rows, logloss_clip, use_head), pixel, pixel_note, accumulator,
         ))
         predictions.extend(rows)
 
     pooled = compute_metrics([p.label for p in predictions], [p.score for p in predictions], logloss_clip=logloss_clip)
     with_videos = {r.name for r in results if r.video is not None}
-    pooled_video = _video_metrics([p for p in predictions if p.dataset in with_videos], logloss_clip)
+    pooled_video = _video_metrics([p for p in predictions if p.dataset in with_videos], logloss_clip, use_head)
     pooled_pixel = None
     with_pixels = [r for r in results if r.pixel_accumulator is not None]
     if with_pixels:
@@ -259,5 +349,5 @@ def evaluate(
         checkpoint=str(checkpoint_or_name),
         model={"name": detector.name, "arch": detector.arch, "provenance": detector.provenance},
         datasets=results, predictions=predictions, pooled=pooled, pooled_video=pooled_video,
-        logloss_clip=logloss_clip, pooled_pixel=pooled_pixel,
+        logloss_clip=logloss_clip, pooled_pixel=pooled_pixel, video_head=video_head,
     )

@@ -77,6 +77,11 @@ class DetectorModel(nn.Module):
         samples (K frames of one video) alongside the frame loss."""
         raise NotImplementedError(f"{type(self).__name__} has no video heads")
 
+    def video_window(self, head: str) -> int | None:
+        """The most frames ``video_logits`` takes at once for ``head``: longer tracks are cut
+        into near-equal consecutive windows whose P(fake) values are averaged. None: no limit."""
+        return None
+
     def augment_training_batch(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Model-guided augmentation of a training batch (e.g. MAT's attention-guided
         augmentation); returns images of the same shape. Runs under ``torch.no_grad``

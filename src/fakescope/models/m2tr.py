@@ -39,6 +39,16 @@ released code (github.com/wdrink/PyDeepFakeDet, ``models/m2tr.py`` and
   conv-BN-LeakyReLU) stages and a 3x3 conv to one logit per input pixel, so
   ``mask`` is (B, 1, H, W) at the input resolution, as the paper's H x W x 1
   forgery mask.
+* **Video heads** (``video_logits`` over a face track's K per-frame ``features``; ours,
+  the paper scores frames): ``"mean"`` feeds the mean of the K features to the frame
+  classifier (no parameters of its own: a video is its average face); ``"temporal"`` is a
+  small fusion block (``TemporalHead``: LayerNorm, projection 1792 -> 128, learned
+  positions for up to ``temporal_frames`` frames, one pre-norm transformer-encoder layer
+  of 4 heads, attention pooling over the K frames, its own Linear(128, 1)), about 0.37 M
+  parameters, trained on sequence samples beside the frame loss. Training records the
+  longest clip it saw (buffer ``temporal_trained_frames``, saved with the weights), and
+  ``video_window("temporal")`` returns it, so scan and evaluate score longer tracks in
+  windows the learned positions were trained for.
 * **Contrastive loss** (``training_losses``) on ``features``: the centre c is the
   batch mean of the real samples' features; reals are pulled to it, fakes pushed
   below a cosine margin m: mean_real(1 - cos(f, c)) + mean_fake(max(0, cos(f, c) - m)),
@@ -69,7 +79,8 @@ followed by batch norm have no bias.
 Sizes: the DCT matrices and learnable gains are sized by ``input_size`` (the
 feature map is input_size / 4, which must be a multiple of 8 for the 8 x 8
 grid), so a model takes faces of the size it was built for. At 320 px, about
-18.65 M parameters (EfficientNet-B4 without its classifier: 17.55 M).
+18.65 M parameters (EfficientNet-B4 without its classifier: 17.55 M) plus the
+temporal video head's 0.37 M.
 Grad-CAM (``cam_layer``) explains the fused stride-4 map of the last layer.
 """
 from __future__ import annotations
@@ -342,6 +353,47 @@ def contrastive_loss(features: torch.Tensor, labels: torch.Tensor, margin: float
     return loss
 
 
+# ---------------------------------------------------------------------------- video heads
+
+#: Positions the temporal head has embeddings for: clips of at most this many frames
+#: (scan's default --frames; longer face tracks are scored in windows, see ``video_window``).
+TEMPORAL_FRAMES = 32
+#: Width of the temporal head (1792-d frame features are projected to it).
+TEMPORAL_DIM = 128
+
+
+class TemporalHead(nn.Module):
+    """(B, K, D) frame features -> (B,) video logits: projection, learned positions, one
+    transformer-encoder layer over the K frames, attention pooling, a linear classifier.
+
+    K may be anything from 1 to ``max_frames`` (the learned position table's length).
+    """
+
+    def __init__(self, in_features: int, dim: int = TEMPORAL_DIM, max_frames: int = TEMPORAL_FRAMES,
+                 heads: int = 4, dropout: float = 0.1):
+        super().__init__()
+        self.max_frames = int(max_frames)
+        # frame features are unnormalised SiLU activations: a LayerNorm first keeps the projection's scale sane
+        self.norm_in = nn.LayerNorm(in_features)
+        self.project = nn.Linear(in_features, dim)
+        self.positions = nn.Parameter(torch.zeros(1, self.max_frames, dim))
+        nn.init.trunc_normal_(self.positions, std=0.02)
+        self.encoder = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=2 * dim, dropout=dropout,
+                                                  batch_first=True, norm_first=True)
+        self.norm_out = nn.LayerNorm(dim)
+        self.pool = nn.Linear(dim, 1)  # one attention score per frame
+        self.classifier = nn.Linear(dim, 1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        frames = features.shape[1]
+        if not 1 <= frames <= self.max_frames:
+            raise ValueError(f"the temporal head takes clips of 1 to {self.max_frames} frames, got {frames}")
+        x = self.project(self.norm_in(features)) + self.positions[:, :frames]
+        x = self.norm_out(self.encoder(x))
+        weights = self.pool(x).softmax(dim=1)  # (B, K, 1)
+        return self.classifier((weights * x).sum(dim=1)).squeeze(1)
+
+
 # ---------------------------------------------------------------------------- the detector
 
 
@@ -353,7 +405,8 @@ class M2TR(DetectorModel):
 
     def __init__(self, input_size: int = 320, depth: int = 4, grids: tuple[int, ...] = HEAD_GRIDS,
                  band_edges: tuple[float, float] = BAND_EDGES, dropout: float = 0.5, drop_path_rate: float = 0.2,
-                 contrastive_weight: float = 1.0, contrastive_margin: float = 0.5):
+                 contrastive_weight: float = 1.0, contrastive_margin: float = 0.5,
+                 temporal_frames: int = TEMPORAL_FRAMES, temporal_dim: int = TEMPORAL_DIM):
         super().__init__()
         import timm
 
@@ -377,6 +430,10 @@ class M2TR(DetectorModel):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(self.num_features, 1)
         self.mask_decoder = MaskDecoder(channels)
+        self.temporal = TemporalHead(self.num_features, temporal_dim, temporal_frames)
+        # the longest clip the temporal head was trained on (0: untrained); saved with the weights, so
+        # inference scores long tracks in windows the head has seen (positions beyond it are untrained)
+        self.register_buffer("temporal_trained_frames", torch.zeros((), dtype=torch.long))
         self.train()
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -392,6 +449,28 @@ class M2TR(DetectorModel):
             "features": features,
             "mask": self.mask_decoder(fused),
         }
+
+    video_heads = ("mean", "temporal")
+
+    def video_logits(self, features: torch.Tensor, head: str) -> torch.Tensor:
+        if features.dim() != 3 or features.shape[-1] != self.num_features:
+            raise ValueError(f"video heads take (B, K, {self.num_features}) frame features, got {tuple(features.shape)}")
+        if head == "mean":  # the frame classifier on the clip's average feature: nothing new to train
+            return self.classifier(self.dropout(features.mean(dim=1))).squeeze(1)
+        if head == "temporal":
+            if self.training:  # in place, on the device: no host sync in the training step
+                with torch.no_grad():
+                    self.temporal_trained_frames.clamp_(min=features.shape[1])
+            return self.temporal(features)
+        raise ValueError(f"M2TR has no video head {head!r}; its heads are: {', '.join(self.video_heads)}")
+
+    def video_window(self, head: str) -> int | None:
+        """The most frames one ``video_logits`` call should see with ``head`` (None: any number).
+
+        "temporal": the longest clip it was trained on, else its position table's length."""
+        if head != "temporal":
+            return None
+        return int(self.temporal_trained_frames) or self.temporal.max_frames
 
     def cam_layer(self) -> nn.Module:
         return self.layers[-1]  # its output is the fused map the head and the mask decoder read
@@ -411,6 +490,9 @@ __all__ = [
     "CrossModalityAttention",
     "DCTBandFilter",
     "M2TRLayer",
+    "TEMPORAL_DIM",
+    "TEMPORAL_FRAMES",
+    "TemporalHead",
     "MultiScaleAttention",
     "band_masks",
     "contrastive_loss",
