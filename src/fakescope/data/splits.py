@@ -13,6 +13,12 @@ one) keep it, and pull every row of their group along; so do datasets pinned
 with ``assign``. The other groups are shuffled with the seed inside strata (the
 set of manipulation methods in the group; reals form their own stratum) and cut
 by the requested fractions, so each method gets its share of held-out videos.
+
+Sequence training (``data.sequence``: clips of K consecutive frames of one video)
+needs the split by video that this is, and more frames to learn from than a
+frame-level benchmark keeps for testing: ``split_by_video`` cuts 7:2:1
+(val 0.2, test 0.1; ``fakescope split --val 0.2 --test 0.1``). The CLI's and
+``split_by_identity``'s own defaults (val 0.2, test 0.5) stay as they are.
 """
 from __future__ import annotations
 
@@ -140,6 +146,37 @@ def split_by_identity(
         for i, root in enumerate(order):
             chosen[root] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
     return Manifest([replace(s, split=chosen[r]) for s, r in zip(manifest, roots)], manifest.root)
+
+
+#: (val, test) shares for sequence training: train / val / test 7:2:1 by video
+SEQUENCE_SPLIT = (0.2, 0.1)
+
+
+def split_by_video(
+    manifest: Manifest,
+    val: float = SEQUENCE_SPLIT[0],
+    test: float = SEQUENCE_SPLIT[1],
+    seed: int = 0,
+    assign: Optional[Mapping[str, str]] = None,
+    namespaces: Optional[Mapping[str, str]] = None,
+) -> Manifest:
+    """`split_by_identity` at 7:2:1: every frame of a video (and of the videos sharing
+    its identity) on one side, for training on clips of consecutive frames."""
+    return split_by_identity(manifest, val=val, test=test, seed=seed, assign=assign, namespaces=namespaces)
+
+
+def video_key(sample: Sample) -> tuple:
+    """The video a row belongs to, for clips: rows of one dataset, label, method and
+    `video` id; a row without a video id is a video of its own (one frame)."""
+    if sample.video is None:
+        return ("path", sample.dataset, sample.path)
+    return ("video", sample.dataset, sample.label, sample.method, str(sample.video))
+
+
+def shared_videos(a: Manifest, b: Manifest) -> list[tuple]:
+    """Videos (`video_key`, rows with a video id only) that have rows in both manifests."""
+    keys_a = {video_key(s) for s in a if s.video is not None}
+    return sorted({video_key(s) for s in b if s.video is not None} & keys_a, key=str)
 
 
 def leaks(manifest: Manifest, namespaces: Optional[Mapping[str, str]] = None) -> list[str]:

@@ -1,4 +1,5 @@
 """Detector architectures; importing this package registers them all."""
+from . import asrid  # noqa: F401  (asrid)
 from . import efficientnet  # noqa: F401  (efficientnet_lite0, efficientnet_b4)
 from . import f3net  # noqa: F401  (f3net)
 from . import gramnet  # noqa: F401  (gramnet)

@@ -30,6 +30,26 @@ Schema (defaults in brackets; every section rejects keys it does not know):
                 seed), for validating where no real fakes exist; it is usually better
                 to validate on real fakes (a plain val manifest) when there are any.
                 balanced is refused with synthesis (p_fake sets the class balance).
+                sequence [none]: train and validate on clips instead of single faces,
+                for models with video heads (`video_heads`, e.g. asrid, m2tr):
+                {frames [8]: K, sample_by video | picture [video], head (required):
+                the video head to train (e.g. temporal)}. A clip is K consecutive
+                frames (in the manifest's `frame` order, rows without one in file
+                order) of one video (rows
+                sharing dataset, label, method and `video`; a row without `video` is a
+                one-frame video), labelled with the video's label; a video shorter than
+                K repeats its last frame. sample_by says what an epoch draws:
+                `video`: every video once (one clip, its start drawn afresh each epoch),
+                so long and short videos count alike; `picture`: every frame row once
+                (the clip around it, at a random offset), so a video counts by its
+                number of frames. batch_size and val_batch_size count clips (a batch
+                is B x K frames). Validation tiles every val video into clips that
+                cover each frame: the frame metrics are computed on all val rows as
+                without sequences, the video metrics on one score per video (the mean
+                of its clips' probabilities). Augmentation is the same for the K frames
+                of a clip (one draw per clip). Train and val must not share a video:
+                split by video (`fakescope split --val 0.2 --test 0.1`, the 7:2:1 of
+                `fakescope.data.splits.split_by_video`). Not with synthesis.
     loss:       mask_weight [0: off]: weight of a per-pixel BCE-with-logits between
                 the model's "mask" logits and the synthetic fakes' blending mask,
                 added to the classification loss (train_loss includes it; val_loss
@@ -39,7 +59,13 @@ Schema (defaults in brackets; every section rejects keys it does not know):
                 real fake rows do not take part. Needs data.train.synthesis and a
                 model that returns "mask". mask_target mask | boundary [mask]:
                 the blending mask M, or Face X-ray's boundary 4 M (1 - M)
-                (computed at full resolution, then downsampled)
+                (computed at full resolution, then downsampled).
+                video_weight [0.2] (with data.sequence only): the clip loss's share,
+                1 - w in L = w L_frame + (1 - w) L_video: L_frame is the BCE of the frame
+                logits of all B x K frames against their clip's label, L_video the BCE
+                of the head's video logits against the clip labels (ASRID: w = 0.8);
+                the model's own `training_losses` (on the frame outputs) are added
+                unweighted. val_loss stays the frame BCE
     augment:    transforms [[]]: list of {name: albumentations class, p [0.5],
                 params [{}]}; face_part_cutout: {p [0], parts [eyes, nose, mouth],
                 jitter [0.03], fill [0]} (see fakescope.train.augment)
@@ -66,7 +92,10 @@ Schema (defaults in brackets; every section rejects keys it does not know):
                 select auc | mean_dataset_auc [auc]: what picks best.pt, the val AUC
                 pooled over all val rows, or the mean of the AUCs of each dataset in
                 the val manifest (its `dataset` column), so a small val set from
-                another domain weighs as much as a large one
+                another domain weighs as much as a large one. With data.sequence,
+                metrics.csv also has val_video_auc, val_video_logloss (DFDC's: the
+                mean binary log loss, probabilities clipped to [1e-15, 1 - 1e-15]),
+                val_video_acc and val_videos; best.pt is still picked by select
     output:     the run folder (required)
     seed:       [none] = derived from the config's hash (see `TrainConfig.config_hash`),
                 so the same recipe reproduces the same run
@@ -167,6 +196,12 @@ class SynthSource(SplitSource):
     synthesis: Optional[SynthesisSection] = None
 
 
+class SequenceSection(_Section):
+    frames: int = Field(8, ge=1, le=1024)
+    sample_by: Literal["picture", "video"] = "video"
+    head: str
+
+
 class DataSection(_Section):
     train: SynthSource
     val: SynthSource
@@ -175,17 +210,21 @@ class DataSection(_Section):
     val_batch_size: Optional[int] = Field(None, gt=0)
     num_workers: int = Field(0, ge=0)
     balanced: bool = False
+    sequence: Optional[SequenceSection] = None
 
     @model_validator(mode="after")
     def _balanced_without_synthesis(self) -> "DataSection":
         if self.balanced and self.train.synthesis is not None:
             raise ConfigError("data.balanced: not with data.train.synthesis (its p_fake sets the class balance)")
+        if self.sequence is not None and (self.train.synthesis is not None or self.val.synthesis is not None):
+            raise ConfigError("data.sequence: not with synthesis (synthetic fakes are single faces, not videos)")
         return self
 
 
 class LossSection(_Section):
     mask_weight: float = Field(0.0, ge=0.0)
     mask_target: Literal["mask", "boundary"] = "mask"
+    video_weight: float = Field(0.2, ge=0.0, le=1.0)
 
 
 class TransformSpec(_Section):
@@ -330,6 +369,7 @@ class TrainConfig(_Section):
         and of each albumentations transform. Raised as ConfigError (not ValueError)
         so pydantic passes them through with their own, precise key paths."""
         problems = _check_arch_kwargs(self.model) + _check_transforms(self.augment.transforms)
+        problems += _check_sequence(self)
         if self.loss.mask_weight > 0 and self.data.train.synthesis is None:
             problems.append("loss.mask_weight: mask supervision needs data.train.synthesis "
                             "(only synthetic fakes come with masks); set it or mask_weight: 0")
@@ -538,6 +578,26 @@ def _check_arch_kwargs(model: ModelSection) -> list[str]:
     if known is None:
         return []
     return [f"model.kwargs.{k}: unknown key for {model.arch}; {_suggest(k, known)}" for k in model.kwargs if k not in known]
+
+
+def _check_sequence(config: "TrainConfig") -> list[str]:
+    """data.sequence needs a model with video heads (and names one of them);
+    loss.video_weight means nothing without it."""
+    from ..models import MODELS
+
+    sequence = config.data.sequence
+    if sequence is None:
+        if "video_weight" in config.loss.model_fields_set:
+            return ["loss.video_weight: weighs the clip loss of data.sequence, which is not set"]
+        return []
+    heads = tuple(MODELS.get(config.model.arch).video_heads)
+    if not heads:
+        return [f"data.sequence: {config.model.arch} has no video heads to train on clips "
+                f"(architectures with some: {', '.join(n for n in sorted(MODELS) if MODELS.get(n).video_heads) or 'none'})"]
+    if sequence.head not in heads:
+        return [f"data.sequence.head: {sequence.head!r} is not a video head of {config.model.arch}; "
+                f"{_suggest(sequence.head, list(heads))}"]
+    return []
 
 
 _NOT_AUGMENTATIONS = {"Normalize", "ToFloat", "FromFloat", "ToTensorV2", "ToRGB", "ToGray"}

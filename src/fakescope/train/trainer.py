@@ -27,6 +27,14 @@ mask is known to be empty), 0 for real fake rows mixed in with
 `keep_real_fakes` (zero mask, left out of the mask loss). `loss.mask_weight`
 adds a per-pixel BCE on the model's "mask" logits against that target,
 area-downsampled to the mask's size.
+Clips (`data.sequence`). For models with video heads the items are clips of K
+consecutive frames of one video (`VideoClipDataset`), drawn by video or by frame row,
+their start and their augmentation (one draw for all K frames) keyed by (seed, epoch,
+index) like everything else, so resume stays exact. A batch of B clips is one forward
+of B x K frames (`_ClipModel`): L = (1 - v) BCE(frame logits, clip label per frame) +
+v BCE(video_logits(features as (B, K, D), head), clip labels), v = `loss.video_weight`.
+Validation tiles each val video into clips: frame metrics over every val row as
+without clips, video metrics (AUC, DFDC log loss, accuracy) over one score per video.
 `last.pt` is written at every epoch end, every `train.checkpoint_every` steps,
 when `train.max_steps` is reached, and when SIGINT/SIGTERM asks the run to stop
 (it stops at the next step boundary; a second Ctrl-C stops at once).
@@ -70,8 +78,9 @@ from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler, Samp
 # between a checkpoint and its resume.
 from torch.utils.tensorboard import SummaryWriter
 
-from ..data.dataset import FaceCropDataset, normalise
+from ..data.dataset import FaceCropDataset, VideoClipDataset, normalise
 from ..data.manifest import Manifest, ManifestError
+from ..data.splits import shared_videos
 from ..data.synthesis import SyntheticFakeDataset
 from ..errors import FakescopeError
 from ..models.base import MODELS, DetectorModel, PreprocessSpec, build_model, save_checkpoint
@@ -82,6 +91,10 @@ from .sam import SAM
 STATE_FORMAT = "fakescope-train-state"
 STATE_VERSION = 1
 METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_auc", "val_auc_mean", "val_acc", "lr", "seconds"]
+#: appended to METRIC_COLUMNS in runs with data.sequence: the video head's scores, one per val video
+VIDEO_METRIC_COLUMNS = ["val_video_auc", "val_video_logloss", "val_video_acc", "val_videos"]
+#: DFDC's log loss clips probabilities to [eps, 1 - eps]
+LOGLOSS_EPS = 1e-15
 #: train.select -> the metrics row key that picks best.pt
 SELECT_KEYS = {"auc": "val_auc", "mean_dataset_auc": "val_auc_mean"}
 
@@ -227,6 +240,41 @@ class _SyntheticTrainDataset(SyntheticFakeDataset):
 def _set_epoch(dataset, epoch: int) -> None:
     for part in dataset.datasets if isinstance(dataset, ConcatDataset) else [dataset]:
         part.set_epoch(epoch)
+
+
+class _ClipModel(nn.Module):
+    """A detector run on B clips of K frames at once: one forward of the (B*K, 3, H, W)
+    frames, then the named video head on their features as (B, K, D). Adds "video_logits"
+    (B,) to the model's output. A module, so DistributedDataParallel wraps the video head
+    too (its parameters are then used inside the wrapped forward)."""
+
+    def __init__(self, model: DetectorModel, head: str):
+        super().__init__()
+        self.model = model
+        self.head = head
+
+    def forward(self, frames: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
+        out = self.model(frames)
+        features = out["features"]
+        out["video_logits"] = self.model.video_logits(features.reshape(features.shape[0] // k, k, -1), self.head)
+        return out
+
+
+def clip_loss(out: dict[str, torch.Tensor], labels: torch.Tensor, k: int, video_weight: float) -> torch.Tensor:
+    """(1 - v) BCE(frame logits of the B*K frames, their clip's label) + v BCE(video logits, the
+    B clip labels): ASRID's L = w L_static + (1 - w) L_dynamic with w = 1 - v."""
+    frame = F.binary_cross_entropy_with_logits(out["logits"].float(), labels.repeat_interleave(k))
+    video = F.binary_cross_entropy_with_logits(out["video_logits"].float(), labels)
+    return (1.0 - video_weight) * frame + video_weight * video
+
+
+def log_loss(labels: np.ndarray, probs: np.ndarray, eps: float = LOGLOSS_EPS) -> float:
+    """DFDC's metric: mean binary cross-entropy of probabilities clipped to [eps, 1 - eps]."""
+    if not len(labels):
+        return float("nan")
+    p = np.clip(np.asarray(probs, dtype=np.float64), eps, 1.0 - eps)
+    y = np.asarray(labels, dtype=np.float64)
+    return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log(1.0 - p)))
 
 
 class BalancedSampler(DistributedSampler):
@@ -449,6 +497,11 @@ class _Run:
         self.best: Optional[dict] = None
         self.global_step = 0
         self.stop = _StopRequest()
+        self.sequence = config.data.sequence
+        self.video_head = None
+        if self.sequence is not None:
+            self.video_head = self.sequence.head
+        self.metric_columns = METRIC_COLUMNS + (VIDEO_METRIC_COLUMNS if self.sequence is not None else [])
 
     # -- printing ------------------------------------------------------------
 
@@ -548,8 +601,24 @@ class _Run:
             if mask.dim() != 4 or tuple(mask.shape[:2]) != (2, 1):
                 raise ConfigError(f"loss.mask_weight: {section.arch}'s 'mask' output is {tuple(mask.shape)}, "
                                   "not (B, 1, h, w)")
+        if self.sequence is not None:
+            self._probe_video_head(model, out)
         model.train()
         return model, preprocess
+
+    def _probe_video_head(self, model: DetectorModel, out: dict) -> None:
+        section = self.cfg.model
+        heads = tuple(model.video_heads)
+        if self.video_head not in heads:  # (the config checked the class; an instance may differ)
+            raise ConfigError(f"data.sequence.head: {section.arch} has no video head {self.video_head!r}; "
+                              f"its heads: {', '.join(heads) or 'none'}")
+        features = out.get("features")
+        if features is None or features.dim() != 2 or features.shape[0] != 2:
+            raise ConfigError(f"data.sequence: {section.arch} returns no (B, D) 'features' for its video head")
+        with torch.no_grad():
+            video = model.video_logits(features.reshape(1, 2, -1), self.video_head)
+        if tuple(video.shape) != (1,):
+            raise ConfigError(f"data.sequence: {section.arch}.video_logits gives {tuple(video.shape)} for one clip, not (1,)")
 
     def _manifest(self, key: str, source: Optional[SplitSource] = None) -> tuple[Manifest, Path]:
         source = source if source is not None else getattr(self.cfg.data, key)
@@ -590,6 +659,9 @@ class _Run:
                           + ("; validation AUC cannot be computed" if key == "val" else ""))
         data = self.cfg.data
         augmenter = build_augmenter(self.cfg.augment)
+        if self.sequence is not None:
+            self._setup_clips(train_manifest, val_manifest, preprocess, augmenter)
+            return
         if data.train.synthesis is None:
             self.train_ds = _TrainDataset(train_manifest, preprocess, augmenter, self.seed)
         else:
@@ -603,6 +675,30 @@ class _Run:
         if data.balanced:
             self.sampler: DistributedSampler = BalancedSampler(
                 self.train_ds, train_manifest.labels(), self.dist.world, self.dist.rank, self.seed)
+        else:
+            self.sampler = DistributedSampler(
+                self.train_ds, num_replicas=self.dist.world, rank=self.dist.rank, shuffle=True, seed=self.seed)
+        self.steps_per_epoch = math.ceil(len(self.sampler) / data.batch_size)
+
+    def _setup_clips(self, train_manifest: Manifest, val_manifest: Manifest, preprocess: PreprocessSpec,
+                     augmenter: Optional[Augmenter]) -> None:
+        """data.sequence: clips of K frames of one video (see VideoClipDataset)."""
+        section, data = self.sequence, self.cfg.data
+        shared = shared_videos(train_manifest, val_manifest)
+        if shared:
+            raise ConfigError(f"data: {len(shared)} video(s) have frames in both train and val (e.g. video "
+                              f"{shared[0][-1]!r}); split by video, e.g. `fakescope split --val 0.2 --test 0.1`")
+        self.train_ds = VideoClipDataset(train_manifest, preprocess, section.frames, section.sample_by, augmenter, self.seed)
+        self.val_ds = VideoClipDataset(val_manifest, preprocess, section.frames, "tile")
+        self.val_datasets = [s.dataset for s in val_manifest]
+        for key, dataset in (("train", self.train_ds), ("val", self.val_ds)):
+            if dataset.short_videos:
+                self.say(f"data.{key}: {dataset.short_videos} of {len(dataset.videos)} video(s) have fewer than "
+                         f"{section.frames} frames; their clips repeat the last frame")
+        if len(set(self.val_ds.video_labels)) < 2:
+            self.warn("data.val: the val videos are all of one class; the video AUC cannot be computed")
+        if data.balanced:
+            self.sampler = BalancedSampler(self.train_ds, self.train_ds.labels(), self.dist.world, self.dist.rank, self.seed)
         else:
             self.sampler = DistributedSampler(
                 self.train_ds, num_replicas=self.dist.world, rank=self.dist.rank, shuffle=True, seed=self.seed)
@@ -706,10 +802,13 @@ class _Run:
             self.global_step = progress["global_step"]
             self.best, self.history = state["best"], list(state["history"])
 
-        self.model: nn.Module = model
+        self.clip_model = _ClipModel(model, self.video_head) if self.sequence is not None else None
+        self.model: nn.Module = self.clip_model if self.clip_model is not None else model
         if self.dist.distributed:
+            # Video heads that this run does not train (frame-only, or another head) get no gradients.
             self.model = nn.parallel.DistributedDataParallel(
-                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=bool(model.video_heads))
         writer = self._open_outputs(state is not None)
 
         # Last of all, the random state the training steps draw from (dropout).
@@ -779,6 +878,14 @@ class _Run:
         )
 
     def _forward_loss(self, batch: dict) -> torch.Tensor:
+        if self.sequence is not None:
+            k = self.sequence.frames
+            with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
+                out = self.model(batch["image"], k)
+            loss = clip_loss(out, batch["label"], k, self.cfg.loss.video_weight)
+            for term in self.module.training_losses(out, batch["label"].repeat_interleave(k)).values():
+                loss = loss + term.float()
+            return loss
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
             out = self.model(batch["image"])
         loss = F.binary_cross_entropy_with_logits(out["logits"].float(), batch["label"])
@@ -805,15 +912,21 @@ class _Run:
             torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.cfg.optim.grad_clip)
 
     def _step(self, batch: dict) -> torch.Tensor:
+        images = batch["image"]
+        if self.sequence is not None:  # (B, K, 3, H, W) clips -> (B*K, 3, H, W) frames, clip by clip
+            images = images.flatten(0, 1)
         inputs = {
-            "image": batch["image"].to(self.device, non_blocking=True, memory_format=self.memory_format),
+            "image": images.to(self.device, non_blocking=True, memory_format=self.memory_format),
             "label": batch["label"].to(self.device, non_blocking=True).float(),
         }
         if self.cfg.loss.mask_weight > 0:
             inputs["mask"] = batch["mask"].to(self.device, non_blocking=True).float()
             inputs["has_mask"] = batch["has_mask"].to(self.device, non_blocking=True).float()
+        frame_labels = inputs["label"]
+        if self.sequence is not None:
+            frame_labels = frame_labels.repeat_interleave(self.sequence.frames)
         with torch.no_grad():
-            inputs["image"] = self.module.augment_training_batch(inputs["image"], inputs["label"])
+            inputs["image"] = self.module.augment_training_batch(inputs["image"], frame_labels)
         self.optimizer.zero_grad(set_to_none=True)
         loss = self._forward_loss(inputs)
         if isinstance(self.optimizer, SAM):
@@ -898,6 +1011,8 @@ class _Run:
 
     @torch.no_grad()
     def _validate(self, bar) -> dict:
+        if self.sequence is not None:
+            return self._validate_clips(bar)
         model = self.module
         model.eval()
         batch_size = self.cfg.data.val_batch_size or 2 * self.cfg.data.batch_size
@@ -913,13 +1028,48 @@ class _Run:
             bar.update(task, advance=1)
         bar.remove_task(task)
         model.train()
-        logits_t, labels_t = torch.cat(logits), torch.cat(labels)
+        return self._frame_metrics(torch.cat(logits), torch.cat(labels))
+
+    def _frame_metrics(self, logits_t: torch.Tensor, labels_t: torch.Tensor) -> dict:
         loss = F.binary_cross_entropy_with_logits(logits_t, labels_t).item()
         probs, y = torch.sigmoid(logits_t).numpy(), labels_t.numpy().astype(int)
         auc = _auc(y, probs)
         auc_mean = _mean_dataset_auc(y, probs, self.val_datasets or [None] * len(y))
         acc = float(np.mean((probs >= 0.5) == (y == 1)))
         return {"val_loss": loss, "val_auc": auc, "val_auc_mean": auc_mean, "val_acc": acc, "n": int(len(y))}
+
+    @torch.no_grad()
+    def _validate_clips(self, bar) -> dict:
+        """Tiled val clips: the frame metrics on every val row (each frame's logit from a clip
+        holding it; eval mode scores a frame the same in any clip), the video metrics on the
+        mean probability of each video's clips under the video head."""
+        model, k = self.clip_model, self.sequence.frames
+        model.eval()
+        batch_size = self.cfg.data.val_batch_size or 2 * self.cfg.data.batch_size
+        loader = self._loader(self.val_ds, batch_size)
+        task = bar.add_task("validating", total=len(loader), info="")
+        manifest = self.val_ds.manifest
+        frame_logits = torch.full((len(manifest),), float("nan"))
+        video_probs: list[list[float]] = [[] for _ in self.val_ds.videos]
+        for batch in loader:
+            frames = batch["image"].flatten(0, 1).to(self.device, non_blocking=True, memory_format=self.memory_format)
+            with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
+                out = model(frames, k)
+            frame_logits[batch["rows"].flatten()] = out["logits"].float().cpu()
+            for video, p in zip(batch["video"].tolist(), torch.sigmoid(out["video_logits"].float()).cpu().tolist()):
+                video_probs[video].append(p)
+            bar.update(task, advance=1)
+        bar.remove_task(task)
+        model.train()
+        labels_t = torch.tensor([float(s.label) for s in manifest.samples])
+        metrics = self._frame_metrics(frame_logits, labels_t)
+        probs = np.array([np.mean(p) for p in video_probs])
+        y = np.asarray(self.val_ds.video_labels, dtype=int)
+        metrics.update({
+            "val_video_auc": _auc(y, probs), "val_video_logloss": log_loss(y, probs),
+            "val_video_acc": float(np.mean((probs >= 0.5) == (y == 1))), "val_videos": int(len(y)),
+        })
+        return metrics
 
     def _end_epoch(self, epoch: int, loss_sum: float, seen: int, seconds: float, writer, bar) -> None:
         total_loss, total_seen = self._all_sum(loss_sum, float(seen))
@@ -942,17 +1092,21 @@ class _Run:
                 "val_acc": metrics["val_acc"] if metrics else None, "lr": self.optimizer.param_groups[0]["lr"],
                 "seconds": seconds,
             }
+            if self.sequence is not None:
+                row.update({key: metrics.get(key) if metrics else None for key in VIDEO_METRIC_COLUMNS})
             self.history.append(row)
             self._write_metrics()
             improved = metrics is not None and _is_better(row, self.best, SELECT_KEYS[self.cfg.train.select])
             if improved:
-                self.best = {k: row[k] for k in ("epoch", "step", "val_loss", "val_auc", "val_auc_mean", "val_acc")}
+                self.best = {k: row[k] for k in ("epoch", "step", "val_loss", "val_auc", "val_auc_mean", "val_acc")
+                             + (tuple(VIDEO_METRIC_COLUMNS) if self.sequence is not None else ())}
                 self._save_best(metrics)
             if writer is not None:
                 writer.add_scalar("epoch/train_loss", train_loss, self.global_step)
                 writer.add_scalar("epoch/lr", row["lr"], self.global_step)
                 if metrics:
-                    for key in ("val_loss", "val_auc", "val_acc"):
+                    for key in ("val_loss", "val_auc", "val_acc") + (
+                            ("val_video_auc", "val_video_logloss", "val_video_acc") if self.sequence is not None else ()):
                         writer.add_scalar(f"val/{key[4:]}", metrics[key], self.global_step)
                 writer.flush()
             parts = [f"epoch {epoch + 1}/{self.cfg.train.epochs}", f"step {self.global_step}", f"train_loss {train_loss:.4f}"]
@@ -961,6 +1115,9 @@ class _Run:
                           + (f" (mean over datasets {_fmt(metrics['val_auc_mean'])[:6]})"
                              if self.cfg.train.select == "mean_dataset_auc" else ""),
                           f"val_acc {metrics['val_acc']:.3f}"]
+                if self.sequence is not None:
+                    parts += [f"video ({self.video_head}) auc {_fmt(metrics['val_video_auc'])[:6]} "
+                              f"logloss {metrics['val_video_logloss']:.4f}"]
             parts += [f"lr {row['lr']:.2e}", f"{seconds:.1f} s"]
             self.say("  ".join(parts) + ("  (best so far)" if improved else ""))
         self.dist.barrier()
@@ -987,10 +1144,11 @@ class _Run:
 
     def _write_metrics(self) -> None:
         buffer = io.StringIO()
-        csv_writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+        csv_writer = csv.DictWriter(buffer, fieldnames=self.metric_columns, lineterminator="\n")
         csv_writer.writeheader()
         for row in self.history:
-            csv_writer.writerow({k: (row[k] if k in ("epoch", "step") else _fmt(row.get(k))) for k in METRIC_COLUMNS})
+            csv_writer.writerow({k: (row[k] if k in ("epoch", "step", "val_videos") else _fmt(row.get(k)))
+                                 for k in self.metric_columns})
         _atomic_write_text(self.out / "metrics.csv", buffer.getvalue())
 
     def _save_best(self, metrics: dict) -> None:
@@ -1008,6 +1166,12 @@ class _Run:
             "train": {"manifest": str(self.train_path), "split": self.cfg.data.train.split, "n": len(self.train_ds)},
             "init": self.cfg.model.init, "world_size": self.dist.world,
         }
+        if self.sequence is not None:
+            provenance["val"]["video"] = {
+                "head": self.video_head, "frames": self.sequence.frames, "auc": metrics["val_video_auc"],
+                "logloss": metrics["val_video_logloss"], "acc": metrics["val_video_acc"], "n": metrics["val_videos"]}
+            provenance["train"]["clips"] = {"sample_by": self.sequence.sample_by, "videos": len(self.train_ds.videos),
+                                            "video_weight": self.cfg.loss.video_weight}
         tmp = self.out / "best.pt.tmp"
         save_checkpoint(tmp, self.module, self.cfg.model.arch, self.preprocess, provenance, self.cfg.model.kwargs)
         os.replace(tmp, self.out / "best.pt")
