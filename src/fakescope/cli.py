@@ -153,7 +153,7 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
     from .models.zoo import DEFAULT_MODEL, zoo_entries
 
     archs = [
-        {"name": name, **profile(name), "summary": (cls.__doc__ or "").strip().splitlines()[0]}
+        {"name": name, **profile(name), "summary": ((cls.__doc__ or "").strip().splitlines() or [""])[0]}
         for name, cls in MODELS.items()
     ]
     shipped = [{"name": n, "default": n == DEFAULT_MODEL, **e} for n, e in zoo_entries().items()]
