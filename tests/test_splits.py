@@ -77,3 +77,21 @@ def test_split_command_on_shared_crops(shared_dir, tmp_path):
     assert Manifest.read(out).resolve(rows[0]["path"]).is_file()
     bad = CliRunner().invoke(app, ["split", str(shared_dir / "data/ffpp-crops"), "--assign", "x", "-o", str(out)])
     assert bad.exit_code == 2 and "--assign 'x': expected key=value" in bad.output
+
+
+def test_split_command_clips_preset_is_the_7_2_1_video_split(shared_dir, tmp_path):
+    from fakescope.data.splits import merge, split_by_video
+
+    crops = shared_dir / "data/ffpp-crops"
+    runs = {}
+    for name, flags in (("clips", ["--clips"]), ("plain", []), ("explicit", ["--val", "0.2", "--test", "0.1"])):
+        out = tmp_path / f"{name}.csv"
+        result = CliRunner().invoke(app, ["split", f"ffpp-crops={crops}", *flags, "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        runs[name] = [(r["path"], r["split"]) for r in csv.DictReader(open(out))]
+    assert runs["clips"] == runs["explicit"]  # --clips is val 0.2 / test 0.1
+    assert runs["clips"] != runs["plain"]  # the plain default stays val 0.2 / test 0.5
+    expected = split_by_video(merge({"ffpp-crops": Manifest.read(crops)}))
+    assert [s.split for s in expected.samples] == [split for _, split in runs["clips"]]
+    shares = Counter(split for _, split in runs["clips"])
+    assert shares["train"] > shares["val"] > shares["test"] > 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, List
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 from rich.table import Table
@@ -56,8 +56,11 @@ def split(
         ..., help="Manifests to merge and split, each NAME=PATH (NAME becomes the dataset column) or a PATH (named after its folder).",
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Merged manifest CSV to write (absolute paths, a split on every row)."),
-    val: float = typer.Option(0.2, "--val", min=0.0, max=0.95, help="Share of identity groups for validation."),
-    test: float = typer.Option(0.5, "--test", min=0.0, max=0.95, help="Share of identity groups held out for testing."),
+    val: Optional[float] = typer.Option(None, "--val", min=0.0, max=0.95, help="Share of identity groups for validation [0.2]."),
+    test: Optional[float] = typer.Option(
+        None, "--test", min=0.0, max=0.95, help="Share of identity groups held out for testing [0.5; 0.1 with --clips]."),
+    clips: bool = typer.Option(
+        False, "--clips", help="For clip (sequence) training: the 7:2:1 video split, val 0.2 and test 0.1 unless given."),
     seed: int = typer.Option(0, "--seed", help="Shuffle seed (the split is a pure function of the inputs and this)."),
     assign: List[str] = typer.Option([], "--assign", help="Put a whole dataset in one split, NAME=SPLIT (repeatable)."),
     same_ids: List[str] = typer.Option(
@@ -70,7 +73,11 @@ def split(
     are cut into train/val/test within each manipulation method. Existing splits are kept.
     """
     from .manifest import Manifest
-    from .splits import leaks, merge, split_by_identity
+    from .splits import SEQUENCE_SPLIT, leaks, merge, split_by_identity
+
+    default_val, default_test = SEQUENCE_SPLIT if clips else (0.2, 0.5)
+    val = default_val if val is None else val
+    test = default_test if test is None else test
 
     try:
         named = {}
