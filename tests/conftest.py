@@ -19,3 +19,15 @@ def shared_dir() -> Path:
     if not (path / "data").is_dir():
         pytest.skip(f"shared data not found at {path} (set FAKESCOPE_SHARED)")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's in-process runs: on shared or busy runners two
+    threads per process spend more time waiting than computing. Restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

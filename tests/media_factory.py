@@ -92,6 +92,25 @@ def encode_video(path: Path, pts_ms: list[int] | None = None, size: int = 64, co
     return path
 
 
+def lossless_video(path: Path, images: list[np.ndarray], fps: int = 25) -> Path:
+    """H.264 at crf 0 without B-frames from RGB `images`: pixel values survive (masks stay
+    masks) and every frame is a reference frame, so sampling picks the same frame indices
+    in a video and in its mask video."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps, options={"crf": "0", "bframes": "0"})
+        stream.width, stream.height = images[0].shape[1], images[0].shape[0]
+        stream.pix_fmt = "yuv420p"
+        for image in images:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
 def long_video(path: Path, hours: float = 3.0) -> Path:
     """Four 64x64 frames, the last at `hours` hours: the header says it is that long."""
     end = int(hours * 3600 * 1000)

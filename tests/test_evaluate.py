@@ -29,14 +29,7 @@ FFPP_METHODS = ["deepfakes", "face2face", "faceswap", "neuraltextures"]
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 def fakescope(*args: str, cwd: Path) -> subprocess.CompletedProcess:

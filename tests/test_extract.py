@@ -26,6 +26,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from media_factory import lossless_video
+
 from fakescope.data import Manifest
 from fakescope.data.extract import MARKER, REPORT, extract_faces
 from fakescope.faces import MTCNNFaceDetector, crop_face
@@ -46,21 +48,6 @@ class CountingDetector:
         self.calls += 1
         self.frames += len(frames)
         return self.inner.detect(frames)
-
-
-def _encode(path: Path, images: list[np.ndarray], fps: int = 25) -> Path:
-    """H.264 with no B-frames, lossless: mask values survive and every frame is a
-    reference frame, so video and mask are sampled at the same frame indices."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps, options={"crf": "0", "bframes": "0"})
-        stream.width, stream.height = images[0].shape[1], images[0].shape[0]
-        stream.pix_fmt = "yuv420p"
-        for image in images:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 def _mask_image() -> np.ndarray:
@@ -95,10 +82,10 @@ def media(shared_dir, tmp_path_factory) -> dict[str, Path]:
         "real": videos / "real/004.mp4",
         "nt": videos / "fake/004_982.mp4",
         "df": videos / "fake/519_515.mp4",
-        "short": _encode(folder / "short.mp4", frames),
-        "small": _encode(folder / "short_800.mp4", small),
-        "mask": _encode(folder / "mask.mp4", [_mask_image()] * len(frames)),
-        "gray": _encode(folder / "gray.mp4", [np.full((128, 128, 3), 128, np.uint8)] * 12),
+        "short": lossless_video(folder / "short.mp4", frames),
+        "small": lossless_video(folder / "short_800.mp4", small),
+        "mask": lossless_video(folder / "mask.mp4", [_mask_image()] * len(frames)),
+        "gray": lossless_video(folder / "gray.mp4", [np.full((128, 128, 3), 128, np.uint8)] * 12),
         "corrupt": corrupt,
     }
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -20,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from media_factory import gray_png
+from media_factory import gray_png, lossless_video
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -37,12 +36,7 @@ from fakescope.models.zoo import load_detector
 from fakescope.scanner import media_key
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -291,22 +285,6 @@ FRAMES, SIDE = 8, 160
 BOX = (50.0, 30.0, 110.0, 90.0)  # the stand-in detector's face box (60 px, in 160x120 frames)
 
 
-def _encode_lossless(path: Path, images: list[np.ndarray]) -> Path:
-    """H.264 at crf 0 without B-frames: values survive, frames decode at their own indices."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25, options={"crf": "0", "bframes": "0"})
-        stream.width, stream.height = images[0].shape[1], images[0].shape[0]
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = stream.codec_context.time_base = Fraction(1, 25)
-        for image in images:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
 def _mask_frame(i: int) -> np.ndarray:
     """Frame i of the mask video: a white block whose left edge moves 6 px a frame."""
     frame = np.zeros((120, SIDE), np.uint8)
@@ -330,11 +308,11 @@ class FixedBox:
 def test_ffpp_mask_videos_are_indexed_and_cropped_frame_by_frame(tmp_path):
     root = tmp_path / "ffpp"
     videos = [_video_frame(i) for i in range(FRAMES)]
-    _encode_lossless(root / "original_sequences/youtube/c23/videos/004.mp4", videos)
-    _encode_lossless(root / "manipulated_sequences/Deepfakes/c23/videos/004_982.mp4", videos)
-    _encode_lossless(root / "manipulated_sequences/Deepfakes/c23/videos/033_097.mp4", videos)  # no mask video
+    lossless_video(root / "original_sequences/youtube/c23/videos/004.mp4", videos)
+    lossless_video(root / "manipulated_sequences/Deepfakes/c23/videos/004_982.mp4", videos)
+    lossless_video(root / "manipulated_sequences/Deepfakes/c23/videos/033_097.mp4", videos)  # no mask video
     masks = [np.repeat(_mask_frame(i)[:, :, None], 3, axis=2) for i in range(FRAMES)]
-    _encode_lossless(root / "manipulated_sequences/Deepfakes/masks/videos/004_982.mp4", masks)
+    lossless_video(root / "manipulated_sequences/Deepfakes/masks/videos/004_982.mp4", masks)
 
     manifest = read_layout("ffpp", root, methods="deepfakes", require_splits="false")
     mask_of = {s.video: s.mask for s in manifest}
