@@ -661,7 +661,22 @@ class _Run:
         augmenter = build_augmenter(self.cfg.augment)
         if self.sequence is not None:
             self._setup_clips(train_manifest, val_manifest, preprocess, augmenter)
-            return
+            train_labels = self.train_ds.labels()  # one per clip
+        else:
+            self._setup_frames(train_manifest, val_manifest, preprocess, augmenter)
+            train_labels = train_manifest.labels()
+        if data.balanced:
+            self.sampler: DistributedSampler = BalancedSampler(
+                self.train_ds, train_labels, self.dist.world, self.dist.rank, self.seed)
+        else:
+            self.sampler = DistributedSampler(
+                self.train_ds, num_replicas=self.dist.world, rank=self.dist.rank, shuffle=True, seed=self.seed)
+        self.steps_per_epoch = math.ceil(len(self.sampler) / data.batch_size)
+
+    def _setup_frames(self, train_manifest: Manifest, val_manifest: Manifest, preprocess: PreprocessSpec,
+                      augmenter: Optional[Augmenter]) -> None:
+        """Single faces: the manifests' rows, or synthetic fakes from their reals."""
+        data = self.cfg.data
         if data.train.synthesis is None:
             self.train_ds = _TrainDataset(train_manifest, preprocess, augmenter, self.seed)
         else:
@@ -672,18 +687,11 @@ class _Run:
         else:  # one fixed set of fakes: epoch 0 for good, no augmentation
             self.val_ds = self._synthetic("val", val_manifest, preprocess, None)
             self.val_datasets = None  # synthetic val rows count as one dataset
-        if data.balanced:
-            self.sampler: DistributedSampler = BalancedSampler(
-                self.train_ds, train_manifest.labels(), self.dist.world, self.dist.rank, self.seed)
-        else:
-            self.sampler = DistributedSampler(
-                self.train_ds, num_replicas=self.dist.world, rank=self.dist.rank, shuffle=True, seed=self.seed)
-        self.steps_per_epoch = math.ceil(len(self.sampler) / data.batch_size)
 
     def _setup_clips(self, train_manifest: Manifest, val_manifest: Manifest, preprocess: PreprocessSpec,
                      augmenter: Optional[Augmenter]) -> None:
         """data.sequence: clips of K frames of one video (see VideoClipDataset)."""
-        section, data = self.sequence, self.cfg.data
+        section = self.sequence
         shared = shared_videos(train_manifest, val_manifest)
         if shared:
             raise ConfigError(f"data: {len(shared)} video(s) have frames in both train and val (e.g. video "
@@ -697,12 +705,6 @@ class _Run:
                          f"{section.frames} frames; their clips repeat the last frame")
         if len(set(self.val_ds.video_labels)) < 2:
             self.warn("data.val: the val videos are all of one class; the video AUC cannot be computed")
-        if data.balanced:
-            self.sampler = BalancedSampler(self.train_ds, self.train_ds.labels(), self.dist.world, self.dist.rank, self.seed)
-        else:
-            self.sampler = DistributedSampler(
-                self.train_ds, num_replicas=self.dist.world, rank=self.dist.rank, shuffle=True, seed=self.seed)
-        self.steps_per_epoch = math.ceil(len(self.sampler) / data.batch_size)
 
     def _synthetic(self, key: str, manifest: Manifest, preprocess: PreprocessSpec, augmenter: Optional[Augmenter]):
         """Synthetic fakes from the real rows (plus, with keep_real_fakes, the fake rows as they are)."""
@@ -1106,7 +1108,7 @@ class _Run:
                 writer.add_scalar("epoch/lr", row["lr"], self.global_step)
                 if metrics:
                     for key in ("val_loss", "val_auc", "val_acc") + (
-                            ("val_video_auc", "val_video_logloss", "val_video_acc") if self.sequence is not None else ()):
+                            tuple(VIDEO_METRIC_COLUMNS[:-1]) if self.sequence is not None else ()):  # not the count
                         writer.add_scalar(f"val/{key[4:]}", metrics[key], self.global_step)
                 writer.flush()
             parts = [f"epoch {epoch + 1}/{self.cfg.train.epochs}", f"step {self.global_step}", f"train_loss {train_loss:.4f}"]
