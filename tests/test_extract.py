@@ -30,6 +30,7 @@ from media_factory import lossless_video
 
 from fakescope.data import Manifest
 from fakescope.data.extract import MARKER, REPORT, extract_faces
+from fakescope.errors import FakescopeError
 from fakescope.faces import MTCNNFaceDetector, crop_face
 from fakescope.results import EXIT_ALL_SCORED, EXIT_USAGE
 
@@ -262,6 +263,63 @@ def test_a_fake_whose_size_differs_from_its_source_is_detected_and_reported(medi
     assert fake.ok and fake.boxes_from == "detected" and fake.paired_with == "short"
     assert "800x450" in fake.fallback and "960x540" in fake.fallback
     assert [v.video for v in report.fallbacks] == ["short_800"]
+
+
+def test_runs_of_consecutive_frames_for_clip_training(media, detector, tmp_path):
+    """--run-length: frames come in runs of consecutive decoded frames, on the short video
+    (decoded from the start) and on the FF++ pair (12 s: seeks to each run); a paired fake
+    gets its source's boxes for every frame, masks follow the same frames, and the clip
+    dataset's validation tiles are exactly the runs."""
+    from fakescope.data.dataset import VideoClipDataset
+    from fakescope.models.base import PreprocessSpec
+
+    manifest_path = _write_manifest(tmp_path / "videos.csv", [
+        {"path": media["short"], "label": 1, "video": "short", "method": "synthetic", "mask": media["mask"]},
+        {"path": media["real"], "label": 0, "video": "004", "method": "original"},
+        {"path": media["nt"], "label": 1, "video": "004_982", "method": "neuraltextures", "source": "004"},
+    ])
+    out = tmp_path / "crops"
+    report = extract_faces(Manifest.read(manifest_path), out, frames_per_video=8, run_length=4, size=128,
+                           detector=detector)
+    videos = _by_video(report)
+    assert all(v.ok and v.crops == 8 for v in videos.values()), report.to_dict()
+    manifest = Manifest.read(out)
+    frames = {video: sorted(s.frame for s in manifest if s.video == video) for video in videos}
+    # 16 frames (0.64 s at 25 fps): runs centred at 0.16 s and 0.48 s
+    assert frames["short"] == [2, 3, 4, 5, 10, 11, 12, 13]
+    for video in ("004", "004_982"):  # 309 frames: two runs of 4 consecutive frames, far apart
+        first, second = frames[video][:4], frames[video][4:]
+        assert first == list(range(first[0], first[0] + 4)) and second == list(range(second[0], second[0] + 4))
+        assert second[0] - first[-1] > 50
+    assert frames["004_982"] == frames["004"]
+    assert videos["004_982"].boxes_from == "source" and videos["004_982"].frames_detected_on_fake == 0
+    assert sum(s.mask is not None for s in manifest if s.video == "short") == 8
+
+    # Real consecutive frames: neighbours within a run look alike, far more than across runs.
+    crops = {s.frame: np.asarray(Image.open(manifest.resolve(s.path)), dtype=float) for s in manifest if s.video == "004"}
+    f = frames["004"]
+    within = np.mean([np.abs(crops[a] - crops[b]).mean() for a, b in zip(f[:3] + f[4:7], f[1:4] + f[5:8])])
+    across = np.abs(crops[f[3]] - crops[f[4]]).mean()
+    assert within < 0.5 * across, (within, across)
+
+    clips = VideoClipDataset(manifest, PreprocessSpec(input_size=64), frames=4, mode="tile")
+    runs = sorted(tuple(manifest.samples[r].frame for r in clips.clip_rows(i)) for i in range(len(clips)))
+    assert runs == sorted(tuple(frames[v][i:i + 4]) for v in videos for i in (0, 4))
+
+    # A marker written before run_length existed counts as run_length 1: not redone.
+    plain = tmp_path / "plain"
+    first = extract_faces(Manifest.read(manifest_path).filter(video="short"), plain, frames_per_video=2,
+                          detector=detector)
+    marker_path = plain / first.videos[0].folder / MARKER
+    marker = json.loads(marker_path.read_text())
+    del marker["settings"]["run_length"]
+    marker_path.write_text(json.dumps(marker))
+    again = extract_faces(Manifest.read(manifest_path).filter(video="short"), plain, frames_per_video=2,
+                          detector=detector)
+    assert again.videos[0].resumed
+
+    with pytest.raises(FakescopeError, match="multiple of the run length"):
+        extract_faces(Manifest.read(manifest_path), out, frames_per_video=6, run_length=4, detector=detector)
 
 
 # ----------------------------------------------------------------------------- CLI

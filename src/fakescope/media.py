@@ -101,7 +101,8 @@ def check_file(path: Path, limits: MediaLimits) -> None:
 
 
 def load_media(
-    path: str | Path, num_frames: int = 32, limits: MediaLimits = MediaLimits(), exact_frames: bool = False
+    path: str | Path, num_frames: int = 32, limits: MediaLimits = MediaLimits(), exact_frames: bool = False,
+    run_length: int = 1,
 ) -> tuple[MediaInfo, list[Frame]]:
     """Decode an image, or sample `num_frames` frames evenly over a whole video.
 
@@ -109,13 +110,20 @@ def load_media(
     lands within a frame or two of its target). `exact_frames=True` decodes every
     frame, so two videos with the same timing (a fake and its source, a video and its
     mask video) give the same frame indices whatever their encoders did.
+
+    `run_length` K > 1 samples runs of K consecutive frames instead (for temporal
+    models, which look at frame-to-frame changes): num_frames / K runs (num_frames
+    must be a multiple of K), each centred on one of equal slices of the video, so
+    the runs still cover the whole video. Every frame of a run is decoded.
     """
+    if run_length < 1 or num_frames % run_length:
+        raise ValueError(f"num_frames ({num_frames}) must be a multiple of run_length ({run_length})")
     path = Path(path)
     check_file(path, limits)
     image = _try_open_image(path)
     if image is not None:
         return _decode_image(path, image, limits)
-    return _sample_video(path, num_frames, limits, exact_frames)
+    return _sample_video(path, num_frames, limits, exact_frames, run_length)
 
 
 # ----------------------------------------------------------------------------- images
@@ -152,7 +160,8 @@ def _decode_image(path: Path, image: Image.Image, limits: MediaLimits) -> tuple[
 # ----------------------------------------------------------------------------- videos
 
 
-def _sample_video(path: Path, num_frames: int, limits: MediaLimits, exact_frames: bool) -> tuple[MediaInfo, list[Frame]]:
+def _sample_video(path: Path, num_frames: int, limits: MediaLimits, exact_frames: bool,
+                  run_length: int = 1) -> tuple[MediaInfo, list[Frame]]:
     import av
 
     try:
@@ -176,7 +185,9 @@ def _sample_video(path: Path, num_frames: int, limits: MediaLimits, exact_frames
         stream = videos[0]
         info = _video_info(path, container, stream, limits)
         stream.thread_type = "AUTO"
-        if info.duration_s is not None and info.duration_s / max(num_frames, 1) > 4.0:
+        if run_length > 1:
+            frames = _sample_runs(container, stream, info, num_frames // run_length, run_length)
+        elif info.duration_s is not None and info.duration_s / max(num_frames, 1) > 4.0:
             frames = _sample_by_seeking(container, stream, info, num_frames)
         else:
             frames = _sample_sequentially(path, container, stream, info, num_frames, limits, exact_frames)
@@ -352,5 +363,82 @@ def _sample_by_seeking(container, stream, info: MediaInfo, num_frames: int) -> l
     if len(frames) < num_frames // 2:
         info.warnings.append(
             f"truncated or damaged: only {len(frames)} of {num_frames} sampled positions could be decoded"
+        )
+    return frames
+
+
+def _run_starts(duration: float, fps: float, runs: int, run_length: int) -> list[float]:
+    """Start times of `runs` runs of `run_length` frames: each centred on the centre of one of
+    `runs` equal slices of the video, moved inside it where it would stick out."""
+    length = run_length / fps
+    last = max(duration - length, 0.0)
+    return [min(max(centre - length / 2, 0.0), last) for centre in _targets(duration, runs)]
+
+
+def _sample_runs(container, stream, info: MediaInfo, runs: int, run_length: int) -> list[Frame]:
+    """`runs` runs of `run_length` consecutive decoded frames (see `load_media`).
+
+    Short videos are decoded once from the start and frame indices are decode positions
+    (exact, as `exact_frames`); long ones (over 4 s a run) seek to the keyframe before
+    each run, and indices are timestamp x frame rate. Runs that overlap (a video shorter
+    than all runs together) share their frames. Without a duration in the header the
+    runs are the video's first frames, one after another."""
+    import av
+
+    fps = info.fps or 25.0
+    start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+    if info.duration_s is None:
+        info.warnings.append(f"the header gives no duration: took the first {runs * run_length} frames")
+        starts = [r * run_length / fps for r in range(runs)]
+    else:
+        starts = _run_starts(info.duration_s, fps, runs, run_length)
+    half_frame = 0.5 / fps
+    frames: list[Frame] = []
+    if info.duration_s is not None and info.duration_s / runs > 4.0:
+        for run_start in starts:
+            try:
+                container.seek(int((run_start + start) / stream.time_base), stream=stream, backward=True)
+            except av.error.FFmpegError:
+                continue
+            taken = 0
+            for frame in container.decode(stream):
+                t = _frame_time(frame, stream, start)
+                if math.isnan(t) or t + half_frame >= run_start:
+                    t = run_start + taken / fps if math.isnan(t) else t
+                    index = int(round(t * fps))
+                    if not frames or index > frames[-1].index:
+                        frames.append(Frame(index, t, _to_rgb(frame)))
+                    taken += 1
+                    if taken == run_length:
+                        break
+        expected = runs * run_length
+        if len(frames) < expected // 2:
+            info.warnings.append(f"truncated or damaged: only {len(frames)} of {expected} run frames could be decoded")
+        return frames
+
+    still_wanted = [run_length] * runs  # per run, frames it still has to take
+    first_open = 0  # the first run not yet complete
+    t = 0.0
+    for position, frame in enumerate(container.decode(stream)):
+        t = _frame_time(frame, stream, start)
+        if math.isnan(t):
+            t = position / fps
+        take = False
+        run = first_open
+        while run < runs and t + half_frame >= starts[run]:  # every run that has started by now
+            if still_wanted[run]:
+                still_wanted[run] -= 1
+                take = True
+            run += 1
+        while first_open < runs and not still_wanted[first_open]:
+            first_open += 1
+        if take:
+            frames.append(Frame(position, t, _to_rgb(frame)))
+        if first_open == runs:
+            break
+    if first_open < runs and info.duration_s is not None:
+        info.warnings.append(
+            f"truncated or damaged: frames decode only up to {t:.1f} s of the {info.duration_s:.1f} s "
+            "the header announces; took the runs that could be decoded"
         )
     return frames

@@ -71,6 +71,17 @@ class ExtractSettings:
     min_face_size: int = 64
     all_faces: bool = False
     detection_max_side: int = 640
+    run_length: int = 1  # frames come in runs of this many consecutive frames (for temporal models)
+
+
+def _same_settings(marker: dict, settings: ExtractSettings) -> bool:
+    """Whether a marker was written with `settings`; a setting added after the marker was
+    written counts at its default (so earlier extractions are not redone)."""
+    written = marker.get("settings")
+    if not isinstance(written, dict):
+        return False
+    defaults = asdict(ExtractSettings())
+    return {**defaults, **written} == asdict(settings) and set(written) <= set(defaults)
 
 
 @dataclass
@@ -175,6 +186,7 @@ def extract_faces(
     all_faces: bool = False,
     device: str = "cpu",
     detection_max_side: int = 640,
+    run_length: int = 1,
     limits: MediaLimits = MediaLimits(),
     progress: Optional[ProgressCallback] = None,
     detector=None,
@@ -185,14 +197,21 @@ def extract_faces(
     `detector` (any faces.FaceDetector) replaces MTCNN in this process, with its own
     thresholds (min_face_size is then only recorded); it is for callers that already
     hold one and only works with workers=1. `progress(result, done, total)` is
-    called in this process after each video. Per-video problems are reported,
+    called in this process after each video. `run_length` K > 1 samples
+    frames_per_video / K runs of K consecutive frames (media.load_media) instead of
+    single frames, for training on clips. Per-video problems are reported,
     never raised; bad arguments raise FakescopeError.
     """
-    if frames_per_video < 1 or size < 8 or margin < 1.0 or min_face_size < 1 or workers < 1:
+    if frames_per_video < 1 or size < 8 or margin < 1.0 or min_face_size < 1 or workers < 1 or run_length < 1:
         raise FakescopeError(
             f"bad extraction settings: frames={frames_per_video} (>= 1), size={size} (>= 8), "
-            f"margin={margin} (>= 1.0), min_face_size={min_face_size} (>= 1), workers={workers} (>= 1)"
+            f"margin={margin} (>= 1.0), min_face_size={min_face_size} (>= 1), workers={workers} (>= 1), "
+            f"run_length={run_length} (>= 1)"
         )
+    if frames_per_video % run_length:
+        raise FakescopeError(f"frames per video ({frames_per_video}) must be a multiple of the run length "
+                             f"({run_length}): {frames_per_video // run_length or 1} runs of {run_length} would be "
+                             f"{(frames_per_video // run_length or 1) * run_length} frames")
     if detector is not None and workers > 1:
         raise FakescopeError("a ready detector can only be used with workers=1 (each worker builds its own MTCNN)")
     from ..scanner import resolve_device
@@ -203,7 +222,8 @@ def extract_faces(
     if out_dir.exists() and not out_dir.is_dir():
         raise FakescopeError(f"{out_dir}: exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    settings = ExtractSettings(frames_per_video, float(margin), size, min_face_size, all_faces, detection_max_side)
+    settings = ExtractSettings(frames_per_video, float(margin), size, min_face_size, all_faces, detection_max_side,
+                               run_length)
     jobs = _plan(manifest)
     context = _Context(out_dir, settings, limits, device, detector)
 
@@ -477,7 +497,7 @@ def _resume(job: _Job, context: _Context) -> Optional[VideoResult]:
     marker = _read_marker(context.out_dir / job.folder / MARKER)
     if marker is None:
         return None
-    if marker.get("settings") != asdict(context.settings) or marker.get("input") != _marker_input(job):
+    if not _same_settings(marker, context.settings) or marker.get("input") != _marker_input(job):
         return None
     try:
         result = _result_from_marker(marker, job)
@@ -526,7 +546,8 @@ def _extract(job: _Job, context: _Context) -> VideoResult:
     timings = result.timings
 
     t0 = time.perf_counter()
-    info, frames = load_media(job.path, settings.frames, context.limits, exact_frames=True)
+    info, frames = load_media(job.path, settings.frames, context.limits, exact_frames=True,
+                              run_length=settings.run_length)
     timings["decode"] = time.perf_counter() - t0
     result.frames = len(frames)
     result.warnings.extend(info.warnings)
@@ -659,7 +680,7 @@ def _source_boxes(job: _Job, context: _Context, info) -> dict | str:
     if job.source_problem:
         return f"{job.source_problem}; detected on the fake"
     marker = _read_marker(context.out_dir / job.source_folder / MARKER)
-    if marker is None or marker.get("settings") != asdict(context.settings):
+    if marker is None or not _same_settings(marker, context.settings):
         return f"source {job.source_video} has no boxes from this run's settings; detected on the fake"
     media = marker["media"]
     if (media["width"], media["height"]) != (info.width, info.height):
@@ -696,7 +717,8 @@ def _choose(faces_per_frame: list[list[Face]], all_faces: bool) -> tuple[list[li
 def _mask_frames(job: _Job, context: _Context, info, frames, result: VideoResult) -> dict[int, np.ndarray]:
     """Grayscale mask frames by frame index; a mask that cannot be used is a warning, not a failure."""
     try:
-        mask_info, mask_frames = load_media(job.mask, context.settings.frames, context.limits, exact_frames=True)
+        mask_info, mask_frames = load_media(job.mask, context.settings.frames, context.limits, exact_frames=True,
+                                            run_length=context.settings.run_length)
     except MediaError as exc:
         result.warnings.append(f"mask not used: {exc.message}")
         return {}
@@ -729,7 +751,7 @@ def _earlier_rows(out_dir: Path, settings: ExtractSettings, this_run: set[str]) 
     rows = []
     for marker_path in sorted(out_dir.rglob(MARKER)):
         marker = _read_marker(marker_path)
-        if marker is None or marker.get("settings") != asdict(settings):
+        if marker is None or not _same_settings(marker, settings):
             continue
         try:
             if marker["input"]["path"] in this_run:

@@ -28,6 +28,10 @@ def extract(
                                          help="Manifest CSV of videos (e.g. from `fakescope index`), or a folder with manifest.csv."),
     out_dir: Path = typer.Argument(..., help="Where the crops, manifest.csv and extraction_report.json go."),
     frames: int = typer.Option(32, "--frames", "-n", min=1, max=1024, help="Frames sampled evenly over each video."),
+    run_length: int = typer.Option(
+        1, "--run-length", min=1, max=1024,
+        help="Sample runs of this many consecutive frames (--frames / run-length runs spread over the video), "
+             "for training temporal models on clips (data.sequence.frames)."),
     margin: float = typer.Option(1.3, min=1.0, max=4.0, help="Crop side = margin x the longer face-box side."),
     size: int = typer.Option(256, min=8, max=2048, help="Crop side in pixels (PNG)."),
     min_face: int = typer.Option(64, "--min-face", min=1, help="Smallest face side in pixels to keep."),
@@ -72,7 +76,7 @@ def extract(
         try:
             report = extract_faces(
                 manifest, out_dir, frames_per_video=frames, margin=margin, size=size, min_face_size=min_face,
-                workers=workers, all_faces=all_faces, device=device, progress=on_video,
+                workers=workers, all_faces=all_faces, device=device, run_length=run_length, progress=on_video,
             )
         except FakescopeError as exc:
             _fail(exc.message)
