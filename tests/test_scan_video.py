@@ -175,3 +175,42 @@ def test_exact_frames_align_a_fake_with_its_source(shared_dir):
     duration = 309 / 25
     for k, frame in enumerate(source):
         assert abs(frame.timestamp - duration * (k + 0.5) / 16) <= 1 / 25 + 1e-6
+
+
+def test_runs_of_consecutive_frames_seek_to_the_same_frames_as_decoding_through(shared_dir):
+    """run_length: 519_515 (30 s, 4 runs: over 4 s a run) seeks to each run; its frames are
+    the very frames found by decoding from the start, at the same indices. 004 (12 s, 16
+    runs) is decoded once; its runs sit at the slice centres."""
+    path = shared_dir / "data/ffpp-videos/fake/519_515.mp4"
+    _, frames = load_media(path, 32, run_length=8)
+    indices = [f.index for f in frames]
+    runs = [indices[i:i + 8] for i in range(0, 32, 8)]
+    assert all(run == list(range(run[0], run[0] + 8)) for run in runs), indices
+    wanted = {f.index: f.image for f in frames}
+    with av.open(str(path)) as container:
+        for position, frame in enumerate(container.decode(video=0)):
+            if position in wanted:
+                assert np.array_equal(frame.to_ndarray(format="rgb24"), wanted.pop(position)), position
+            if not wanted:
+                break
+    assert not wanted
+
+    _, frames = load_media(shared_dir / "data/ffpp-videos/real/004.mp4", 64, exact_frames=True, run_length=4)
+    indices = [f.index for f in frames]
+    assert len(indices) == 64 and indices == sorted(set(indices))
+    for k in range(16):
+        run = indices[4 * k:4 * k + 4]
+        assert run == list(range(run[0], run[0] + 4))
+        centre = (run[0] + run[-1] + 1) / 2 / 25  # seconds
+        assert abs(centre - 309 / 25 * (k + 0.5) / 16) <= 1 / 25 + 1e-6
+
+
+def test_scan_with_runs_and_a_frame_count_that_is_not_a_multiple(shared_dir):
+    from fakescope.errors import FakescopeError
+
+    result = Scanner(ScanSettings(frames=8, run_length=4)).scan_file(shared_dir / "data/ffpp-videos/real/004.mp4")
+    indices = [f.frame_index for f in result.frames]
+    assert result.status == "ok" and len(indices) == 8
+    assert indices[:4] == list(range(indices[0], indices[0] + 4)) and indices[4:] == list(range(indices[4], indices[4] + 4))
+    with pytest.raises(FakescopeError, match="multiple of --run-length"):
+        Scanner(ScanSettings(frames=6, run_length=4))

@@ -90,6 +90,14 @@ def video_windows(count: int, window: Optional[int]) -> list[range]:
     return [range(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
+def frame_features(out: dict, model_name: str) -> list:
+    """The per-frame (D,) feature vectors of one forward pass's output, as CPU float tensors,
+    for a video head; a one-line FakescopeError when the model returns none."""
+    if out.get("features") is None:
+        raise FakescopeError(f"model {model_name!r} returns no features, so its video head cannot run")
+    return list(out["features"].detach().float().cpu())
+
+
 def video_head_probability(model, features, head: str) -> tuple[float, int]:
     """P(fake) of one face track or video from its (K, D) per-frame `features`, in frame order,
     by `model.video_logits(..., head)`; returns (P(fake), number of windows).

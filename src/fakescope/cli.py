@@ -29,6 +29,10 @@ def scan(
     paths: List[Path] = typer.Argument(..., help="Images, videos or folders (searched recursively)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Shipped model name or checkpoint file (see `fakescope models`)."),
     frames: int = typer.Option(32, "--frames", "-n", min=1, max=1024, help="Frames sampled evenly over each video."),
+    run_length: int = typer.Option(
+        1, "--run-length", min=1, max=1024,
+        help="Sample runs of this many consecutive frames (--frames / run-length runs over the video), e.g. the "
+             "clip length a --video-head temporal model was trained on."),
     crops: bool = typer.Option(False, "--crops", help="Inputs are already-cropped faces: skip face detection."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full result as JSON."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per face as CSV."),
@@ -56,7 +60,8 @@ def scan(
     from .scanner import Scanner, ScanSettings
 
     settings = ScanSettings(
-        model=model or DEFAULT_MODEL, frames=frames, crops=crops, aggregation=aggregation, threshold=threshold,
+        model=model or DEFAULT_MODEL, frames=frames, run_length=run_length, crops=crops, aggregation=aggregation,
+        threshold=threshold,
         device=device, batch_size=batch_size, min_face_size=min_face,
         heatmap_dir=str(heatmap) if heatmap else None, masks_dir=str(masks) if masks else None,
         video_head=video_head,

@@ -41,8 +41,10 @@ def _size(size) -> tuple[int, int]:
 class ForgeryMaps:
     """P(fake) and per-pixel P(manipulated) maps of a batch of face crops."""
 
-    def __init__(self, scores: np.ndarray, source: Optional[str], maps: Optional[torch.Tensor]):
+    def __init__(self, scores: np.ndarray, source: Optional[str], maps: Optional[torch.Tensor],
+                 output: Optional[dict] = None):
         self.scores = scores  # (B,) P(fake)
+        self.output = output  # the model's output dict of the scoring pass (its "features", for video heads)
         self.source = source  # "mask_head", "grad_cam", or None (no map: no mask head, Grad-CAM not allowed)
         # (B, 1, h, w) at the model's resolution: mask logits (mask_head) or scaled CAM in [0, 1] (grad_cam)
         self._maps = maps
@@ -73,11 +75,11 @@ def forgery_maps(model: DetectorModel, batch: torch.Tensor, allow_grad_cam: bool
         out = model(batch)
     scores = torch.sigmoid(out["logits"].float()).cpu()
     if out.get("mask") is not None:
-        return ForgeryMaps(scores.numpy(), MASK_HEAD, out["mask"].float().cpu())
+        return ForgeryMaps(scores.numpy(), MASK_HEAD, out["mask"].float().cpu(), out)
     if not allow_grad_cam:
-        return ForgeryMaps(scores.numpy(), None, None)
+        return ForgeryMaps(scores.numpy(), None, None, out)
     cam = grad_cam(model, batch, low_res=True)
-    return ForgeryMaps(scores.numpy(), GRAD_CAM, cam * scores.view(-1, 1, 1, 1))
+    return ForgeryMaps(scores.numpy(), GRAD_CAM, cam * scores.view(-1, 1, 1, 1), out)
 
 
 def evidence_maps(model: DetectorModel, batch: torch.Tensor) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .aggregate import AGGREGATORS, check_video_head, video_head_probability
+from .aggregate import AGGREGATORS, check_video_head, frame_features, video_head_probability
 from .errors import FakescopeError
 from .explain import crop_square, forgery_maps, overlay
 from .faces import FACE_DETECTORS, Face, crop_face, link_tracks
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 class ScanSettings:
     model: str = DEFAULT_MODEL
     frames: int = 32
+    run_length: int = 1  # >1: the video frames come in runs of this many consecutive frames (temporal heads)
     crops: bool = False  # inputs are already-cropped faces: no face detection
     aggregation: str = "max_track_mean"
     threshold: float = 0.5
@@ -83,6 +84,9 @@ def expand_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, Optional[File
 class Scanner:
     def __init__(self, settings: ScanSettings | None = None, detector: LoadedDetector | None = None):
         self.settings = settings or ScanSettings()
+        if self.settings.run_length < 1 or self.settings.frames % self.settings.run_length:
+            raise FakescopeError(f"--frames {self.settings.frames} must be a multiple of --run-length "
+                                 f"{self.settings.run_length} (runs of consecutive frames)")
         self.device = resolve_device(self.settings.device)
         AGGREGATORS.get(self.settings.aggregation)  # fail early on a typo
         self.detector = detector or load_detector(self.settings.model)
@@ -162,7 +166,7 @@ class Scanner:
     def _scan_file(self, path: Path) -> FileResult:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        info, frames = load_media(path, self.settings.frames, self.settings.limits)
+        info, frames = load_media(path, self.settings.frames, self.settings.limits, run_length=self.settings.run_length)
         timings["decode"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -260,13 +264,8 @@ class Scanner:
                 out = self.model(self._to_batch(crops[i : i + self.settings.batch_size]))
                 scores.extend(torch.sigmoid(out["logits"].float()).cpu().tolist())
                 if features is not None:
-                    features.extend(self._features_of(out))
+                    features.extend(frame_features(out, self.detector.name))
         return scores, features
-
-    def _features_of(self, out: dict) -> list[torch.Tensor]:
-        if out.get("features") is None:
-            raise FakescopeError(f"model {self.detector.name!r} returns no features, so its video head cannot run")
-        return list(out["features"].detach().float().cpu())
 
     def _predict_with_maps(self, path: Path, frames, keys, crops, squares, track_of) -> tuple[list[float], Optional[list], dict]:
         """Scores and forgery maps from the same forward pass; writes the --heatmap and --masks PNGs.
@@ -282,22 +281,14 @@ class Scanner:
         scores: list[float] = []
         features: Optional[list[torch.Tensor]] = [] if self.settings.video_head else None
         written: dict = {}
-        outputs: list[dict] = []  # the model's outputs inside forgery_maps: its first pass per batch has the features
-        hook = (self.model.register_forward_hook(lambda _module, _inputs, output: outputs.append(output))
-                if features is not None else None)
-        try:
-            for i in range(0, len(crops), self.settings.batch_size):
-                chunk = crops[i : i + self.settings.batch_size]
-                outputs.clear()
-                maps = forgery_maps(self.model, self._to_batch(chunk))
-                if features is not None:
-                    features.extend(self._features_of(outputs[0]))
-                self._write_maps(maps, chunk, keys[i : i + len(chunk)], stem, frames, squares, track_of,
-                                 heatmap_dir, masks_dir, written)
-                scores.extend(float(s) for s in maps.scores)
-        finally:
-            if hook is not None:
-                hook.remove()
+        for i in range(0, len(crops), self.settings.batch_size):
+            chunk = crops[i : i + self.settings.batch_size]
+            maps = forgery_maps(self.model, self._to_batch(chunk))
+            if features is not None:
+                features.extend(frame_features(maps.output, self.detector.name))
+            self._write_maps(maps, chunk, keys[i : i + len(chunk)], stem, frames, squares, track_of,
+                             heatmap_dir, masks_dir, written)
+            scores.extend(float(s) for s in maps.scores)
         return scores, features, written
 
     def _write_maps(self, maps, chunk, chunk_keys, stem, frames, squares, track_of, heatmap_dir, masks_dir,

@@ -37,7 +37,7 @@ import torch
 
 from ..data.dataset import FaceCropDataset, load_mask
 from ..data.manifest import Manifest
-from ..aggregate import check_video_head, video_head_probability
+from ..aggregate import check_video_head, frame_features, video_head_probability
 from ..errors import FakescopeError
 from ..inference import predict_scores
 from ..models.zoo import load_detector
@@ -173,14 +173,11 @@ def _score_with_masks(
     counts = {"source": None, "n_real_implied": 0, "n_fake_without_mask": 0}
     scores = []
     source_known = False
-    outputs: list[dict] = []  # the model's outputs inside forgery_maps; the first of a batch has its features
-    hook = model.register_forward_hook(lambda _m, _i, output: outputs.append(output)) if features is not None else None
     try:
         for batch in loader:
-            outputs.clear()
             maps = forgery_maps(model, batch["image"].to(device), allow_grad_cam=grad_cam_masks)
             if features is not None:
-                features.extend(_features_of(outputs[0], detector.name))
+                features.extend(frame_features(maps.output, detector.name))
             scores.append(np.asarray(maps.scores, dtype=float))
             if not source_known:
                 counts["source"], source_known = maps.source, True
@@ -210,8 +207,6 @@ def _score_with_masks(
         raise FakescopeError(f"dataset {name!r}: cannot read an image or mask: {exc}", code="corrupt") from None
     finally:
         model.train(was_training)
-        if hook is not None:
-            hook.remove()
     all_scores = np.concatenate(scores) if scores else np.zeros(0)
     if counts["source"] is None:
         masked = sum(s.mask is not None for s in manifest)
@@ -219,12 +214,6 @@ def _score_with_masks(
                 "so pixel metrics are skipped (--grad-cam-masks scores its Grad-CAM maps x P(fake) instead)")
         return all_scores, None, None, note
     return all_scores, pixels, counts, None
-
-
-def _features_of(out: dict, name: str) -> list[torch.Tensor]:
-    if out.get("features") is None:
-        raise FakescopeError(f"model {name!r} returns no features, so its video head cannot run")
-    return list(out["features"].detach().float().cpu())
 
 
 @torch.inference_mode()
@@ -240,7 +229,7 @@ def _scores_and_features(model, dataset, device: torch.device, batch_size: int, 
         for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers):
             out = model(batch["image"].to(device))
             scores.append(torch.sigmoid(out["logits"].float()).cpu().numpy())
-            features.extend(_features_of(out, name))
+            features.extend(frame_features(out, name))
     finally:
         model.train(was_training)
     return (np.concatenate(scores) if scores else np.zeros(0)), features
