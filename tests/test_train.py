@@ -17,6 +17,7 @@ import yaml
 from typer.testing import CliRunner
 
 from fakescope.cli import app
+from fakescope.errors import ModelLoadError
 from fakescope.train.config import ConfigError, TrainConfig, load_config, validate_config
 
 CIPLAB = "data/ciplab-faces"
@@ -178,6 +179,8 @@ def test_training_writes_checkpoint_metrics_and_tensorboard(run_a, workdir, shar
     assert max(float(r["val_auc"]) for r in rows) == pytest.approx(prov["val"]["auc"])
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     assert (out / "last.pt").is_file() and (out / "config.yaml").is_file()
+    with pytest.raises(ModelLoadError, match=r"a training state .*best\.pt"):  # last.pt is for --resume
+        load_checkpoint(out / "last.pt")
 
     faces = sorted((shared_dir / CIPLAB / "fake").glob("*.jpg"))[:2]
     threads = torch.get_num_threads()

@@ -24,6 +24,7 @@ from ..errors import ModelLoadError
 from ..registry import Registry
 
 CHECKPOINT_FORMAT = "fakescope-checkpoint"
+TRAIN_STATE_FORMAT = "fakescope-train-state"  # a run's last.pt: model, optimiser and progress, for --resume
 CHECKPOINT_VERSION = 1
 
 
@@ -157,6 +158,11 @@ def load_checkpoint(path: str | Path, expected_sha256: str | None = None) -> Loa
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ModelLoadError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__})") from None
+    if isinstance(payload, dict) and payload.get("format") == TRAIN_STATE_FORMAT:
+        raise ModelLoadError(
+            f"{path}: a training state (what `fakescope train --resume` continues from), not a detector "
+            f"checkpoint; scan and evaluate take the run's best.pt ({Path(path).with_name('best.pt')})"
+        )
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ModelLoadError(
             f"{path}: not a fakescope checkpoint (convert published weights with `fakescope import-weights`)"

@@ -83,12 +83,12 @@ from ..data.manifest import Manifest, ManifestError
 from ..data.splits import shared_videos
 from ..data.synthesis import SyntheticFakeDataset
 from ..errors import FakescopeError
-from ..models.base import MODELS, DetectorModel, PreprocessSpec, build_model, save_checkpoint
+from ..models.base import MODELS, TRAIN_STATE_FORMAT, DetectorModel, PreprocessSpec, build_model, save_checkpoint
 from .augment import Augmenter, build_augmenter
 from .config import OPERATIONAL_KEYS, ConfigError, SplitSource, SynthesisSection, TrainConfig
 from .sam import SAM
 
-STATE_FORMAT = "fakescope-train-state"
+STATE_FORMAT = TRAIN_STATE_FORMAT
 STATE_VERSION = 1
 METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_auc", "val_auc_mean", "val_acc", "lr", "seconds"]
 #: appended to METRIC_COLUMNS in runs with data.sequence: the video head's scores, one per val video
