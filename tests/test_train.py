@@ -268,6 +268,48 @@ def test_resume_mid_epoch_matches_uninterrupted(run_a, workdir):
     _assert_same_run(workdir / "run_a", workdir / "run_c")
 
 
+def test_linear_warmup_scales_each_step_and_leaves_the_schedule_alone():
+    from fakescope.train.trainer import LinearWarmup
+
+    def run(warmup_steps: int):
+        w = torch.nn.Parameter(torch.zeros(1))
+        optimizer = torch.optim.SGD([w], lr=0.1)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=10)
+        warmup = LinearWarmup(optimizer, warmup_steps)
+        positions, scheduled = [], []
+        for step in range(6):
+            optimizer.zero_grad()
+            w.sum().backward()  # gradient 1: each step moves w by minus the rate it ran at
+            scheduled.append(optimizer.param_groups[0]["lr"])
+            with warmup.scaled(step):
+                optimizer.step()
+            schedule.step()
+            positions.append(w.item())
+        return positions, scheduled
+
+    plain, scheduled = run(0)
+    warmed, scheduled_warmed = run(4)
+    assert scheduled_warmed == scheduled  # the schedule never sees the scaling
+    factors = [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    expected = np.cumsum([-lr * f for lr, f in zip(scheduled, factors)])
+    assert warmed == pytest.approx(expected.tolist(), abs=1e-7)
+    assert plain == pytest.approx(np.cumsum([-lr for lr in scheduled]).tolist(), abs=1e-7)
+
+
+def test_warmup_in_a_run_logs_the_rate_it_steps_at_and_resumes_exactly(run_a, workdir):
+    stopped = _train(workdir / "cfg.yaml", "output=run_w", "optim.warmup_steps=4", "train.max_steps=1")
+    assert stopped.stopped_early and stopped.global_step == 1
+    _train(workdir / "cfg.yaml", "output=run_w", "optim.warmup_steps=4", resume=True)
+    _train(workdir / "cfg.yaml", "output=run_w_whole", "optim.warmup_steps=4")
+    _assert_same_run(workdir / "run_w_whole", workdir / "run_w")
+    rows = _rows(workdir / "run_w" / "metrics.csv")
+    # 2 steps an epoch; cosine t0 = 1 epoch restarts at 1e-3 after step 2, which step 3 of 4 runs at 3/4 of
+    assert float(rows[0]["lr"]) == pytest.approx(0.75e-3) and float(rows[1]["lr"]) == pytest.approx(1e-3)
+    a = torch.load(workdir / "run_a" / "last.pt", weights_only=True)["model"]
+    w = torch.load(workdir / "run_w" / "last.pt", weights_only=True)["model"]
+    assert any(not torch.equal(a[k], w[k]) for k in a)  # the warm-up changed the training
+
+
 # ---------------------------------------------------------------------------- (4) torchrun DDP
 
 

@@ -72,7 +72,12 @@ Schema (defaults in brackets; every section rejects keys it does not know):
     optim:      name adamw | sgd | sam [adamw]; lr [1e-3]; weight_decay [0];
                 momentum [0.9] and nesterov [false] (sgd, sam over sgd);
                 betas [0.9, 0.999] (adamw, sam over adamw); base sgd | adamw [sgd]
-                and rho [0.05] (sam); grad_clip [none]: max global grad norm
+                and rho [0.05] (sam); grad_clip [none]: max global grad norm;
+                warmup_steps [0]: optimizer step s (0-based) < warmup_steps uses
+                the schedule's rate x (s + 1) / warmup_steps (a linear warm-up on
+                top of any schedule; the schedule itself runs as without it).
+                Post-norm transformers (e.g. ASRID's clip head) can collapse to a
+                constant output when trained at a high rate from the first step
     schedule:   name none | cosine_restarts | onecycle | plateau [none], with
                 cosine_restarts: t0 [5] epochs, t_mult [1], eta_min [0];
                 onecycle: max_lr [optim.lr], pct_start [0.3], div_factor [25],
@@ -258,6 +263,7 @@ class OptimSection(_Section):
     base: Literal["sgd", "adamw"] = "sgd"
     rho: float = Field(0.05, gt=0)
     grad_clip: Optional[float] = Field(None, gt=0)
+    warmup_steps: int = Field(0, ge=0)
 
     @field_validator("betas")
     @classmethod

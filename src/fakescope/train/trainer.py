@@ -332,6 +332,35 @@ def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimi
         raise ConfigError(f"optim: {exc}") from None
 
 
+class LinearWarmup:
+    """optim.warmup_steps: optimizer step s (0-based) < steps runs at the scheduled rate x
+    (s + 1) / steps. The rates are scaled around the step and put back after it, so the
+    schedule (closed-form or, like plateau, reading the rate it set) never sees the
+    scaling, and the warm-up depends on the step count alone (exact on resume)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, steps: int):
+        self.optimizer, self.steps = optimizer, int(steps)
+
+    def factor(self, step: int) -> float:
+        return 1.0 if step >= self.steps else (step + 1) / self.steps
+
+    @contextmanager
+    def scaled(self, step: int):
+        factor = self.factor(step)
+        if factor == 1.0:
+            yield
+            return
+        groups = self.optimizer.param_groups
+        scheduled = [group["lr"] for group in groups]
+        for group in groups:
+            group["lr"] = group["lr"] * factor
+        try:
+            yield
+        finally:
+            for group, lr in zip(groups, scheduled):
+                group["lr"] = lr
+
+
 def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
     """The configured LR schedule, or None. Batch-wise schedules count optimizer steps
     (cosine_restarts' t0 is given in epochs and converted), so a resume mid-epoch
@@ -786,6 +815,7 @@ class _Run:
         self.module = model
         self.optimizer = build_optimizer(self.cfg, model)
         self.scheduler = build_scheduler(self.cfg, self.optimizer, self.steps_per_epoch)
+        self.warmup = LinearWarmup(self.optimizer, self.cfg.optim.warmup_steps)
         self.batchwise = self.cfg.schedule.name in BATCHWISE_SCHEDULES
         self.use_amp = self._amp()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
@@ -931,6 +961,17 @@ class _Run:
             inputs["image"] = self.module.augment_training_batch(inputs["image"], frame_labels)
         self.optimizer.zero_grad(set_to_none=True)
         loss = self._forward_loss(inputs)
+        with self.warmup.scaled(self.global_step):
+            self._optimizer_step(loss, inputs)
+        if self.batchwise:
+            self.scheduler.step()
+        return loss.detach()
+
+    def _next_lr(self) -> float:
+        """The (first group's) rate the next optimizer step runs at, warm-up included."""
+        return self.optimizer.param_groups[0]["lr"] * self.warmup.factor(self.global_step)
+
+    def _optimizer_step(self, loss: torch.Tensor, inputs: dict) -> None:
         if isinstance(self.optimizer, SAM):
             loss.backward()
 
@@ -950,9 +991,6 @@ class _Run:
                 self._clip()
             self.scaler.step(self.optimizer)
             self.scaler.update()
-        if self.batchwise:
-            self.scheduler.step()
-        return loss.detach()
 
     def _stop_agreed(self) -> bool:
         """Whether any process was asked to stop; all must stop at the same step."""
@@ -986,7 +1024,7 @@ class _Run:
                 bar.update(task, advance=1, info=f"loss {loss_sum / max(seen, 1):.4f}")
                 if writer is not None and self.global_step % self.cfg.train.log_every == 0:
                     writer.add_scalar("train/loss", interval_loss / interval_n, self.global_step)
-                    writer.add_scalar("train/lr", self.optimizer.param_groups[0]["lr"], self.global_step)
+                    writer.add_scalar("train/lr", self._next_lr(), self.global_step)
                     interval_loss, interval_n = 0.0, 0
                 remaining = batches_done < self.steps_per_epoch
                 if remaining and (self._stop_agreed() or (max_steps and self.global_step >= max_steps)):
@@ -1091,7 +1129,7 @@ class _Run:
                 "epoch": epoch + 1, "step": self.global_step, "train_loss": train_loss,
                 "val_loss": metrics["val_loss"] if metrics else None, "val_auc": metrics["val_auc"] if metrics else None,
                 "val_auc_mean": metrics["val_auc_mean"] if metrics else None,
-                "val_acc": metrics["val_acc"] if metrics else None, "lr": self.optimizer.param_groups[0]["lr"],
+                "val_acc": metrics["val_acc"] if metrics else None, "lr": self._next_lr(),
                 "seconds": seconds,
             }
             if self.sequence is not None:
