@@ -184,6 +184,8 @@ def test_sequence_config_is_checked():
     no_sequence = {**BASE, "data": {k: v for k, v in BASE["data"].items() if k != "sequence"}}
     assert "loss.video_weight: weighs the clip loss of data.sequence" in _error({**no_sequence, "loss": {"video_weight": 0.5}})
     assert "video_weight" in _error({**BASE, "loss": {"video_weight": 1.5}})
+    assert "train.select: video_auc is the val AUC of a video head" in _error(
+        {**no_sequence, "train": {**BASE["train"], "select": "video_auc"}})
     synth = {**BASE, "data": {**BASE["data"], "train": {**BASE["data"]["train"], "synthesis": {"kind": "sbi"}}}}
     assert "data.sequence: not with synthesis" in _error(synth)
     # adding the section changes the run (its seed); runs without it keep theirs
@@ -266,6 +268,23 @@ def test_clip_training_resumes_exactly(clip_run):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     strip = lambda path: [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(open(path))]
     assert strip(folder / "run" / "metrics.csv") == strip(folder / "run_resumed" / "metrics.csv")
+
+
+def test_select_video_auc_picks_best_by_the_video_head(clip_run):
+    from fakescope.train import train
+    from fakescope.train.trainer import _is_better
+
+    folder, _ = clip_run
+    train(load_config(folder / "cfg.yaml", ["output=run_video_select", "train.epochs=3", "train.select=video_auc"]))
+    rows = list(csv.DictReader(open(folder / "run_video_select" / "metrics.csv")))
+    as_numbers = [{"val_video_auc": float(r["val_video_auc"]), "val_loss": float(r["val_loss"])} for r in rows]
+    best = None
+    for i, row in enumerate(as_numbers):
+        if _is_better(row, None if best is None else as_numbers[best], "val_video_auc"):
+            best = i
+    prov = torch.load(folder / "run_video_select" / "best.pt", weights_only=True)["provenance"]
+    assert prov["selected_on"] == "val_video_auc" and prov["epoch"] == best + 1
+    assert prov["val"]["video"]["auc"] == pytest.approx(as_numbers[best]["val_video_auc"])
 
 
 def test_clips_of_one_video_on_both_sides_are_refused(tmp_path, shared_dir):

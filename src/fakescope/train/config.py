@@ -94,13 +94,14 @@ Schema (defaults in brackets; every section rejects keys it does not know):
                 momentum while training, PyTorch convention. MesoNet keeps Keras'
                 0.01, whose running statistics take a few hundred steps to settle:
                 in a short run on small data, validation would see stale ones;
-                select auc | mean_dataset_auc [auc]: what picks best.pt, the val AUC
-                pooled over all val rows, or the mean of the AUCs of each dataset in
-                the val manifest (its `dataset` column), so a small val set from
-                another domain weighs as much as a large one. With data.sequence,
+                select auc | mean_dataset_auc | video_auc [auc]: what picks best.pt,
+                the val AUC pooled over all val rows, or the mean of the AUCs of each
+                dataset in the val manifest (its `dataset` column), so a small val set
+                from another domain weighs as much as a large one, or (data.sequence
+                only) the val video AUC of the trained video head. With data.sequence,
                 metrics.csv also has val_video_auc, val_video_logloss (DFDC's: the
                 mean binary log loss, probabilities clipped to [1e-15, 1 - 1e-15]),
-                val_video_acc and val_videos; best.pt is still picked by select
+                val_video_acc and val_videos
     output:     the run folder (required)
     seed:       [none] = derived from the config's hash (see `TrainConfig.config_hash`),
                 so the same recipe reproduces the same run
@@ -317,7 +318,7 @@ class TrainSection(_Section):
     checkpoint_every: int = Field(0, ge=0)
     channels_last: bool = False
     bn_momentum: Optional[float] = Field(None, gt=0, le=1)
-    select: Literal["auc", "mean_dataset_auc"] = "auc"
+    select: Literal["auc", "mean_dataset_auc", "video_auc"] = "auc"
 
     @field_validator("amp", mode="before")
     @classmethod
@@ -593,9 +594,13 @@ def _check_sequence(config: "TrainConfig") -> list[str]:
 
     sequence = config.data.sequence
     if sequence is None:
+        problems = []
         if "video_weight" in config.loss.model_fields_set:
-            return ["loss.video_weight: weighs the clip loss of data.sequence, which is not set"]
-        return []
+            problems.append("loss.video_weight: weighs the clip loss of data.sequence, which is not set")
+        if config.train.select == "video_auc":
+            problems.append("train.select: video_auc is the val AUC of a video head trained on clips "
+                            "(data.sequence), which is not set")
+        return problems
     heads = tuple(MODELS.get(config.model.arch).video_heads)
     if not heads:
         return [f"data.sequence: {config.model.arch} has no video heads to train on clips "

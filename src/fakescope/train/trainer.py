@@ -96,7 +96,7 @@ VIDEO_METRIC_COLUMNS = ["val_video_auc", "val_video_logloss", "val_video_acc", "
 #: DFDC's log loss clips probabilities to [eps, 1 - eps]
 LOGLOSS_EPS = 1e-15
 #: train.select -> the metrics row key that picks best.pt
-SELECT_KEYS = {"auc": "val_auc", "mean_dataset_auc": "val_auc_mean"}
+SELECT_KEYS = {"auc": "val_auc", "mean_dataset_auc": "val_auc_mean", "video_auc": "val_video_auc"}
 
 
 @dataclass
