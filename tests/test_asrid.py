@@ -60,6 +60,13 @@ def test_parameter_count_by_hand():
     check_parameter_count(model, reference)
 
 
+def test_clip_encoder_layers_are_pre_norm_unless_the_codes_post_norm_is_asked_for():
+    # pre-norm by default: the post-norm head collapsed to a constant in training (asrid.py)
+    assert all(layer.norm_first for layer in build_model("asrid", temporal_layers=2).dynamic_head.encoder.layers)
+    post = build_model("asrid", temporal_layers=2, temporal_norm_first=False)
+    assert not any(layer.norm_first for layer in post.dynamic_head.encoder.layers)
+
+
 def test_one_step_lowers_the_frame_loss():
     check_one_step_lowers_loss(_small(), size=SMALL, batch=4)
 
