@@ -153,9 +153,7 @@ class ASRID(DetectorModel):
         if features.dim() != 3:
             raise ValueError(f"video_logits takes (B, K, D) features, got {tuple(features.shape)}")
         if head == "temporal":
-            if self.training:
-                with torch.no_grad():  # in place on the device: no host sync in a training step
-                    self.temporal_trained_frames.clamp_(min=features.shape[1])
+            self._record_trained_clip_length(features.shape[1])
             return self.dynamic_head(features)
         if head == "mean":
             return self.static_head(features.mean(dim=1))

@@ -83,6 +83,15 @@ class DetectorModel(nn.Module):
         into near-equal consecutive windows whose P(fake) values are averaged. None: no limit."""
         return None
 
+    def _record_trained_clip_length(self, frames: int) -> None:
+        """In training, raise the buffer ``temporal_trained_frames`` (which a model with a
+        trainable clip head registers; saved with the weights) to ``frames``, so that
+        ``video_window`` can return the longest clip the head was trained on. In place on
+        the buffer's device: no host sync in a training step."""
+        if self.training:
+            with torch.no_grad():
+                self.temporal_trained_frames.clamp_(min=frames)
+
     def augment_training_batch(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Model-guided augmentation of a training batch (e.g. MAT's attention-guided
         augmentation); returns images of the same shape. Runs under ``torch.no_grad``

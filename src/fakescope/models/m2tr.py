@@ -458,9 +458,7 @@ class M2TR(DetectorModel):
         if head == "mean":  # the frame classifier on the clip's average feature: nothing new to train
             return self.classifier(self.dropout(features.mean(dim=1))).squeeze(1)
         if head == "temporal":
-            if self.training:  # in place, on the device: no host sync in the training step
-                with torch.no_grad():
-                    self.temporal_trained_frames.clamp_(min=features.shape[1])
+            self._record_trained_clip_length(features.shape[1])
             return self.temporal(features)
         raise ValueError(f"M2TR has no video head {head!r}; its heads are: {', '.join(self.video_heads)}")
 
