@@ -105,6 +105,8 @@ def test_video_shorter_than_requested_frames(shared_dir, scanner, tmp_path):
     result = scanner.scan_file(video)
     assert result.status == "ok" and result.frames_analysed == 5
     assert [f.frame_index for f in result.frames] == [0, 1, 2, 3, 4]
+    info, frames = load_media(video, 8, run_length=8)  # one run longer than the video: all of it, no warning
+    assert [f.index for f in frames] == [0, 1, 2, 3, 4] and info.warnings == []
 
 
 def test_variable_frame_rate_is_sampled_by_time(shared_dir, tmp_path):

@@ -436,7 +436,8 @@ def _sample_runs(container, stream, info: MediaInfo, runs: int, run_length: int)
             frames.append(Frame(position, t, _to_rgb(frame)))
         if first_open == runs:
             break
-    if first_open < runs and info.duration_s is not None:
+    if first_open < runs and info.duration_s is not None and t < 0.9 * info.duration_s - 1.0 / fps:
+        # (a video shorter than a run just gives all its frames)
         info.warnings.append(
             f"truncated or damaged: frames decode only up to {t:.1f} s of the {info.duration_s:.1f} s "
             "the header announces; took the runs that could be decoded"
