@@ -4,6 +4,7 @@ images, batch 8, so a run takes seconds on a 2-core CPU."""
 from __future__ import annotations
 
 import csv
+import math
 import os
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 
 from fakescope.cli import app
 from fakescope.errors import ModelLoadError
+from fakescope.models.base import MODELS, DetectorModel, PreprocessSpec
 from fakescope.train.config import ConfigError, TrainConfig, load_config, validate_config
 
 CIPLAB = "data/ciplab-faces"
@@ -308,6 +310,70 @@ def test_warmup_in_a_run_logs_the_rate_it_steps_at_and_resumes_exactly(run_a, wo
     a = torch.load(workdir / "run_a" / "last.pt", weights_only=True)["model"]
     w = torch.load(workdir / "run_w" / "last.pt", weights_only=True)["model"]
     assert any(not torch.equal(a[k], w[k]) for k in a)  # the warm-up changed the training
+
+
+class _TinyNoBatchNorm(DetectorModel):
+    """No BatchNorm and a per-sample mean loss: micro-batching must not change its step."""
+
+    default_preprocess = PreprocessSpec(input_size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
+                                        torch.nn.Conv2d(8, 8, 3, stride=2, padding=1), torch.nn.ReLU())
+        self.fc = torch.nn.Linear(8, 1)
+
+    train_batches: list = []  # the batch size of every training-mode forward pass
+
+    def forward(self, x):
+        if self.training:
+            type(self).train_batches.append(int(x.shape[0]))
+        return {"logits": self.fc(self.body(x).mean(dim=(2, 3))).squeeze(1)}
+
+    def cam_layer(self):
+        return self.body[-1]
+
+
+@pytest.fixture
+def no_bn_arch():
+    MODELS.register("_test_no_bn")(_TinyNoBatchNorm)
+    _TinyNoBatchNorm.train_batches = []
+    yield "_test_no_bn"
+    del MODELS._items["_test_no_bn"]
+
+
+@pytest.mark.parametrize("optimiser", ["adamw", "sam"])
+def test_micro_batches_give_the_full_batch_step(workdir, no_bn_arch, optimiser):
+    """batch 8 in chunks of 3, 3 and 2 (unequal shares): the same weights after 2 epochs as
+    the whole batch at once, for AdamW and for SAM (whose second pass is chunked too)."""
+    common = [f"model.arch={no_bn_arch}", f"optim.name={optimiser}", "seed=7", "augment.face_part_cutout.p=0"]
+    _train(workdir / "cfg.yaml", *common, f"output=run_whole_{optimiser}")
+    _train(workdir / "cfg.yaml", *common, "train.micro_batch=3", f"output=run_micro_{optimiser}")
+    whole = _weights(workdir / f"run_whole_{optimiser}" / "last.pt")
+    micro = _weights(workdir / f"run_micro_{optimiser}" / "last.pt")
+    assert whole.keys() == micro.keys()
+    for key in whole:
+        assert torch.allclose(whole[key], micro[key], atol=1e-6), (key, (whole[key] - micro[key]).abs().max())
+    rows_whole = _rows(workdir / f"run_whole_{optimiser}" / "metrics.csv")
+    rows_micro = _rows(workdir / f"run_micro_{optimiser}" / "metrics.csv")
+    for a, b in zip(rows_whole, rows_micro):
+        assert float(a["train_loss"]) == pytest.approx(float(b["train_loss"]), abs=1e-6)
+    passes = 2 if optimiser == "sam" else 1
+    assert _TinyNoBatchNorm.train_batches == [8] * 4 * passes + [3, 3, 2] * 4 * passes  # 2 epochs of 2 steps each
+
+
+def test_micro_batches_under_torchrun(workdir):
+    """Two processes, 8 faces each, chunks of 4: gradients sync once a step (no_sync before)."""
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+        "-m", "fakescope", "train", str(workdir / "cfg.yaml"), "output=run_ddp_micro", "train.epochs=1",
+        "train.device=cpu", "train.micro_batch=4",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    rows = list(csv.DictReader(open(workdir / "run_ddp_micro" / "metrics.csv")))
+    assert len(rows) == 1 and rows[0]["step"] == "1" and math.isfinite(float(rows[0]["train_loss"]))
 
 
 # ---------------------------------------------------------------------------- (4) torchrun DDP

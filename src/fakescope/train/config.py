@@ -90,6 +90,13 @@ Schema (defaults in brackets; every section rejects keys it does not know):
                 steps; val_every [1] epochs; checkpoint_every [0] steps between
                 mid-epoch last.pt saves (0: at epoch ends only); channels_last
                 [false]: NHWC tensors (MesoInception-4 steps ~3x faster on CPU);
+                micro_batch [none]: forward and backward each batch in chunks of this
+                many samples (clips with data.sequence), their gradients summed into
+                the one optimizer step, so a model that does not fit at batch_size
+                trains at it with less memory. The step is the full batch's where the
+                loss is a mean over samples; BatchNorm statistics and batch-level
+                terms (mask loss, contrastive and other training_losses) come from
+                each chunk, weighted by its share of the batch;
                 bn_momentum [none: the architecture's]: batch-norm running-statistics
                 momentum while training, PyTorch convention. MesoNet keeps Keras'
                 0.01, whose running statistics take a few hundred steps to settle:
@@ -317,6 +324,7 @@ class TrainSection(_Section):
     val_every: int = Field(1, ge=1)
     checkpoint_every: int = Field(0, ge=0)
     channels_last: bool = False
+    micro_batch: Optional[int] = Field(None, ge=1)
     bn_momentum: Optional[float] = Field(None, gt=0, le=1)
     select: Literal["auc", "mean_dataset_auc", "video_auc"] = "auc"
 

@@ -58,7 +58,7 @@ import random
 import signal
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
@@ -960,37 +960,65 @@ class _Run:
         with torch.no_grad():
             inputs["image"] = self.module.augment_training_batch(inputs["image"], frame_labels)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self._forward_loss(inputs)
         with self.warmup.scaled(self.global_step):
-            self._optimizer_step(loss, inputs)
+            loss = self._optimizer_step(inputs)
         if self.batchwise:
             self.scheduler.step()
-        return loss.detach()
+        return loss
 
     def _next_lr(self) -> float:
         """The (first group's) rate the next optimizer step runs at, warm-up included."""
         return self.optimizer.param_groups[0]["lr"] * self.warmup.factor(self.global_step)
 
-    def _optimizer_step(self, loss: torch.Tensor, inputs: dict) -> None:
+    def _micro_batches(self, inputs: dict) -> list[tuple[dict, float]]:
+        """`inputs` cut into chunks of train.micro_batch samples (whole clips), each with its
+        share of the batch; the whole batch as one chunk without micro-batching."""
+        size, batch = self.cfg.train.micro_batch, int(inputs["label"].shape[0])
+        if not size or size >= batch:
+            return [(inputs, 1.0)]
+        frames = self.sequence.frames if self.sequence is not None else 1  # image rows per sample
+        chunks = []
+        for start in range(0, batch, size):
+            stop = min(start + size, batch)
+            part = {key: value[start * frames:stop * frames] if key == "image" else value[start:stop]
+                    for key, value in inputs.items()}
+            chunks.append((part, (stop - start) / batch))
+        return chunks
+
+    def _backward(self, inputs: dict, scale=lambda loss: loss) -> torch.Tensor:
+        """Forward and backward over the micro-batches, gradients summed (DDP syncs on the last
+        only); returns the batch loss, the chunks' losses weighted by their shares (detached)."""
+        chunks = self._micro_batches(inputs)
+        total = torch.zeros((), device=self.device)
+        for i, (part, share) in enumerate(chunks):
+            defer_sync = self.dist.distributed and i < len(chunks) - 1
+            with self.model.no_sync() if defer_sync else nullcontext():
+                loss = self._forward_loss(part) * share
+                scale(loss).backward()
+            total += loss.detach()
+        return total
+
+    def _optimizer_step(self, inputs: dict) -> torch.Tensor:
+        """Gradients of the batch and one optimizer step; returns the batch loss."""
         if isinstance(self.optimizer, SAM):
-            loss.backward()
+            loss = self._backward(inputs)
 
             def closure():
                 self.optimizer.zero_grad(set_to_none=True)
                 with _bn_stats_frozen(self.module):
-                    second = self._forward_loss(inputs)
-                second.backward()
+                    second = self._backward(inputs)
                 self._clip()
                 return second
 
             self.optimizer.step(closure)
-        else:
-            self.scaler.scale(loss).backward()
-            if self.cfg.optim.grad_clip:
-                self.scaler.unscale_(self.optimizer)
-                self._clip()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            return loss
+        loss = self._backward(inputs, self.scaler.scale)
+        if self.cfg.optim.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            self._clip()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss
 
     def _stop_agreed(self) -> bool:
         """Whether any process was asked to stop; all must stop at the same step."""
