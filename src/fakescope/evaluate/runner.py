@@ -216,25 +216,6 @@ def _score_with_masks(
     return all_scores, pixels, counts, None
 
 
-@torch.inference_mode()
-def _scores_and_features(model, dataset, device: torch.device, batch_size: int, num_workers: int,
-                         name: str) -> tuple[np.ndarray, list[torch.Tensor]]:
-    """`predict_scores`, keeping each sample's (D,) features too."""
-    from torch.utils.data import DataLoader
-
-    was_training = model.training
-    model.eval()
-    scores, features = [], []
-    try:
-        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers):
-            out = model(batch["image"].to(device))
-            scores.append(torch.sigmoid(out["logits"].float()).cpu().numpy())
-            features.extend(frame_features(out, name))
-    finally:
-        model.train(was_training)
-    return (np.concatenate(scores) if scores else np.zeros(0)), features
-
-
 def video_head_scores(model, samples: Sequence, features: Sequence[torch.Tensor], head: str) -> list[float]:
     """Per sample, the P(fake) of its video by the video head `head` (see the module docstring).
 
@@ -303,12 +284,9 @@ def evaluate(
                 pixel = {**accumulator.result(), **counts}
         else:
             try:
-                dataset = FaceCropDataset(manifest, detector.preprocess)
-                if use_head:
-                    scores, features = _scores_and_features(model, dataset, torch_device, batch_size, num_workers,
-                                                            detector.name)
-                else:
-                    scores = predict_scores(model, dataset, torch_device, batch_size, num_workers)
+                keep = (lambda out: features.extend(frame_features(out, detector.name))) if use_head else None
+                scores = predict_scores(model, FaceCropDataset(manifest, detector.preprocess), torch_device,
+                                        batch_size, num_workers, on_output=keep)
             except OSError as exc:  # an unreadable or truncated image (PIL raises OSError subclasses)
                 raise FakescopeError(f"dataset {name!r}: cannot read an image: {exc}", code="corrupt") from None
         video_scores = (video_head_scores(model, manifest.samples, features, video_head) if use_head
