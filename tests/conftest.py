@@ -31,3 +31,21 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def register_model():
+    """register_model(name, cls) -> name: a test architecture in the model registry for one
+    test, removed again afterwards."""
+    from fakescope.models.base import MODELS
+
+    added = []
+
+    def register(name: str, cls) -> str:
+        MODELS.register(name)(cls)
+        added.append(name)
+        return name
+
+    yield register
+    for name in added:
+        del MODELS._items[name]

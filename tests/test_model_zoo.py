@@ -76,11 +76,9 @@ class _HookedMeso4(Meso4):
 
 
 @pytest.fixture
-def hooked_arch():
-    MODELS.register("test_hooked_meso4")(_HookedMeso4)
+def hooked_arch(register_model):
     _HookedMeso4.calls = []
-    yield "test_hooked_meso4"
-    del MODELS._items["test_hooked_meso4"]
+    return register_model("test_hooked_meso4", _HookedMeso4)
 
 
 def test_trainer_adds_model_losses_and_runs_its_augmentation(tmp_path, shared_dir, hooked_arch):

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from fakescope.cli import app
 from fakescope.errors import ModelLoadError
-from fakescope.models.base import MODELS, DetectorModel, PreprocessSpec
+from fakescope.models.base import DetectorModel, PreprocessSpec
 from fakescope.train.config import ConfigError, TrainConfig, load_config, validate_config
 
 CIPLAB = "data/ciplab-faces"
@@ -335,11 +335,9 @@ class _TinyNoBatchNorm(DetectorModel):
 
 
 @pytest.fixture
-def no_bn_arch():
-    MODELS.register("_test_no_bn")(_TinyNoBatchNorm)
+def no_bn_arch(register_model):
     _TinyNoBatchNorm.train_batches = []
-    yield "_test_no_bn"
-    del MODELS._items["_test_no_bn"]
+    return register_model("_test_no_bn", _TinyNoBatchNorm)
 
 
 @pytest.mark.parametrize("optimiser", ["adamw", "sam"])
