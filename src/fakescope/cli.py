@@ -45,7 +45,12 @@ def scan(
         None, "--video-head", help="Score each face track with the model's video head of this name (e.g. m2tr: "
         "mean, temporal) over its faces' features in frame order, instead of the mean face P(fake); "
         "the file's score is the max over its voting tracks."),
-    threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="P(fake) at or above which the verdict is FAKE."),
+    threshold: Optional[float] = typer.Option(
+        None, min=0.0, max=1.0, help="P(fake) at or above which the verdict is FAKE [the model's own, fitted on "
+        "validation data; 0.5 for a model without one]."),
+    uncertain_band: Optional[float] = typer.Option(
+        None, "--uncertain-band", min=0.0, max=1.0, help="Scores this close below the threshold get the verdict "
+        "UNCERTAIN [the model's own; 0 = always FAKE or REAL]."),
     device: str = typer.Option("auto", help="cpu, cuda, cuda:1 ... or auto."),
     batch_size: int = typer.Option(32, min=1, help="Faces per model batch."),
     min_face: int = typer.Option(64, "--min-face", min=1, help="Smallest face side in pixels to score."),
@@ -61,7 +66,7 @@ def scan(
 
     settings = ScanSettings(
         model=model or DEFAULT_MODEL, frames=frames, run_length=run_length, crops=crops, aggregation=aggregation,
-        threshold=threshold,
+        threshold=threshold, uncertain_band=uncertain_band,
         device=device, batch_size=batch_size, min_face_size=min_face,
         heatmap_dir=str(heatmap) if heatmap else None, masks_dir=str(masks) if masks else None,
         video_head=video_head,
@@ -105,6 +110,8 @@ def _verdict_text(result: FileResult) -> str:
         return "[bold red]FAKE[/bold red]"
     if result.verdict == "real":
         return "[bold green]REAL[/bold green]"
+    if result.verdict == "uncertain":
+        return "[bold yellow]UNCERTAIN[/bold yellow]"
     return f"[yellow]{result.status}[/yellow]"
 
 
@@ -113,7 +120,8 @@ def _print_single(result: FileResult) -> None:
         out.print(f"{_verdict_text(result)}  {escape(result.message or result.path)}", highlight=False, soft_wrap=True)
         return
     out.print(
-        f"{escape(result.path)}: {_verdict_text(result)}  P(fake) = {result.score:.3f}   "
+        f"{escape(result.path)}: {_verdict_text(result)}  P(fake) = {result.score:.3f} "
+        f"({result.from_threshold:+.3f} from the threshold)   "
         f"{result.frames_analysed} frame(s) analysed, {result.faces_found} face(s), "
         f"{len(result.tracks)} track(s), {result.seconds:.2f} s",
         highlight=False, soft_wrap=True,
@@ -121,11 +129,11 @@ def _print_single(result: FileResult) -> None:
     for warning in result.warnings:
         out.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
     table = Table(show_edge=False)
-    for column in ("track", "P(fake)", "faces", "frames", "voted"):
-        table.add_column(column, justify="right" if column != "voted" else "left")
+    for column in ("track", "P(fake)", "vs threshold", "verdict", "faces", "frames", "voted"):
+        table.add_column(column, justify="left" if column in ("verdict", "voted") else "right")
     for t in result.tracks:
-        table.add_row(str(t.track), f"{t.score:.3f}", str(t.faces), f"{t.first_frame}-{t.last_frame}",
-                      "yes" if t.used_for_verdict else "no (seen in few frames)")
+        table.add_row(str(t.track), f"{t.score:.3f}", f"{t.from_threshold:+.3f}", t.verdict or "", str(t.faces),
+                      f"{t.first_frame}-{t.last_frame}", "yes" if t.used_for_verdict else "no (seen in few frames)")
     out.print(table)
     sources = sorted({t.score_source for t in result.tracks if t.score_source != "frame_mean"})
     if sources:
@@ -135,11 +143,12 @@ def _print_single(result: FileResult) -> None:
 
 def _print_summary(report: ScanReport) -> None:
     table = Table(show_edge=False)
-    for column in ("file", "verdict", "P(fake)", "frames", "faces", "tracks", "seconds", "message"):
+    for column in ("file", "verdict", "P(fake)", "vs threshold", "frames", "faces", "tracks", "seconds", "message"):
         table.add_column(column, overflow="fold")
     for r in report.results:
         table.add_row(
-            escape(r.path), _verdict_text(r), "" if r.score is None else f"{r.score:.3f}", str(r.frames_analysed),
+            escape(r.path), _verdict_text(r), "" if r.score is None else f"{r.score:.3f}",
+            "" if r.from_threshold is None else f"{r.from_threshold:+.3f}", str(r.frames_analysed),
             str(r.faces_found), str(len(r.tracks)), f"{r.seconds:.2f}", escape(r.message or ""),
         )
     out.print(table)

@@ -77,6 +77,10 @@ class MTCNNFaceDetector:
         )
         for group in groups:
             group_scale = min(1.0, self.max_side / max(group[0].shape[:2]))
+            if min(group[0].shape[:2]) * group_scale < self._mtcnn.min_face_size:
+                # smaller than the smallest face looked for: MTCNN's image pyramid would be empty
+                results.extend([] for _ in group)
+                continue
             small = [_resize(f, group_scale) for f in group]
             boxes, probs, points = self._mtcnn.detect(np.stack(small), landmarks=True)
             for frame_boxes, frame_probs, frame_points in zip(boxes, probs, points):

@@ -58,6 +58,8 @@ class TrackResult:
     # the model's video head over the faces' features, in frame order)
     score_source: str = "frame_mean"
     windows: Optional[int] = None  # with a video head: consecutive frame windows scored and averaged
+    verdict: Optional[str] = None  # "fake" | "real" | "uncertain", as the file's (threshold and band)
+    from_threshold: Optional[float] = None  # score - threshold: how far, and on which side
 
 
 @dataclass
@@ -68,7 +70,9 @@ class FileResult:
     warnings: list[str] = field(default_factory=list)
     kind: Optional[str] = None  # "image" | "video"
     score: Optional[float] = None  # P(fake) of the file, None when nothing was scored
-    verdict: Optional[str] = None  # "fake" | "real" | None
+    # "fake" | "real" | "uncertain" (within the model's band around the threshold) | None (not scored)
+    verdict: Optional[str] = None
+    from_threshold: Optional[float] = None  # score - threshold: how far, and on which side
     frames_analysed: int = 0
     faces_found: int = 0
     seconds: float = 0.0
@@ -133,7 +137,7 @@ class ScanReport:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2))
 
     CSV_COLUMNS = [
-        "path", "status", "message", "kind", "file_score", "verdict", "frames_analysed",
+        "path", "status", "message", "kind", "file_score", "verdict", "from_threshold", "frames_analysed",
         "frame_index", "timestamp", "track", "face_score", "detector_confidence",
         "x1", "y1", "x2", "y2", "landmarks", "crop_box", "heatmap", "mask", "mask_source",
     ]
@@ -148,6 +152,7 @@ class ScanReport:
                 base = {
                     "path": r.path, "status": r.status, "message": r.message or "", "kind": r.kind or "",
                     "file_score": "" if r.score is None else f"{r.score:.6f}", "verdict": r.verdict or "",
+                    "from_threshold": "" if r.from_threshold is None else f"{r.from_threshold:+.4f}",
                     "frames_analysed": r.frames_analysed,
                 }
                 if not r.faces:

@@ -25,6 +25,7 @@ from .explain import crop_square, forgery_maps, overlay
 from .faces import FACE_DETECTORS, Face, crop_face, link_tracks
 from .media import MEDIA_EXTENSIONS, Frame, MediaLimits, load_media
 from .models.base import LoadedDetector
+from .models.calibration import verdict
 from .models.zoo import DEFAULT_MODEL, load_detector
 from .results import FaceResult, FileResult, FrameResult, ScanReport, TrackResult
 
@@ -38,7 +39,10 @@ class ScanSettings:
     run_length: int = 1  # >1: the video frames come in runs of this many consecutive frames (temporal heads)
     crops: bool = False  # inputs are already-cropped faces: no face detection
     aggregation: str = "max_track_mean"
-    threshold: float = 0.5
+    # P(fake) from which a verdict is FAKE, and the width of the "uncertain" band just below it;
+    # None: the model's own, fitted on validation data and stored in its checkpoint (0.5 and 0 without)
+    threshold: Optional[float] = None
+    uncertain_band: Optional[float] = None
     device: str = "auto"
     batch_size: int = 32
     min_face_size: int = 64  # pixels, in the original frame; MTCNN's cost grows fast below this
@@ -92,6 +96,11 @@ class Scanner:
         self.detector = detector or load_detector(self.settings.model)
         self.model = self.detector.model.to(self.device).eval()
         self.preprocess = self.detector.preprocess
+        self.threshold = self.detector.threshold if self.settings.threshold is None else self.settings.threshold
+        self.band = self.detector.band if self.settings.uncertain_band is None else self.settings.uncertain_band
+        if not 0.0 < self.threshold < 1.0 or not 0.0 <= self.band < self.threshold:
+            raise FakescopeError(f"threshold {self.threshold} must be in (0, 1) and the uncertain band below it "
+                                 f"({self.band}) narrower than the threshold")
         if self.settings.video_head is not None:
             if self.settings.aggregation != "max_track_mean":
                 raise FakescopeError(
@@ -143,6 +152,7 @@ class Scanner:
     def settings_info(self) -> dict:
         info = asdict(self.settings)
         info["limits"] = asdict(self.settings.limits)
+        info["threshold"], info["uncertain_band"] = self.threshold, self.band  # as used (the model's unless set)
         return info
 
     def scan_file(self, path: str | Path) -> FileResult:
@@ -246,10 +256,12 @@ class Scanner:
                 track=t, score=score, faces=len(track_scores),
                 first_frame=frames[links[0].frame_position].index,
                 last_frame=frames[links[-1].frame_position].index, used_for_verdict=used,
-                score_source=source, windows=windows,
+                score_source=source, windows=windows, verdict=verdict(score, self.threshold, self.band),
+                from_threshold=round(score - self.threshold, 4),
             ))
         result.score = AGGREGATORS.get(self.settings.aggregation)(voting)
-        result.verdict = "fake" if result.score >= self.settings.threshold else "real"
+        result.verdict = verdict(result.score, self.threshold, self.band)
+        result.from_threshold = round(result.score - self.threshold, 4)
 
     def _to_batch(self, crops: list[np.ndarray]) -> torch.Tensor:
         batch = torch.from_numpy(np.stack(crops)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)

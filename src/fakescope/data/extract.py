@@ -51,6 +51,7 @@ from .. import __version__
 from ..errors import FakescopeError, MediaError
 from ..faces import Face, MTCNNFaceDetector, crop_face, link_tracks
 from ..media import MediaLimits, load_media
+from ..models.base import MIN_CROP_MARGIN
 from .manifest import Manifest, Sample
 
 log = logging.getLogger(__name__)
@@ -202,10 +203,10 @@ def extract_faces(
     single frames, for training on clips. Per-video problems are reported,
     never raised; bad arguments raise FakescopeError.
     """
-    if frames_per_video < 1 or size < 8 or margin < 1.0 or min_face_size < 1 or workers < 1 or run_length < 1:
+    if frames_per_video < 1 or size < 8 or margin < MIN_CROP_MARGIN or min_face_size < 1 or workers < 1 or run_length < 1:
         raise FakescopeError(
             f"bad extraction settings: frames={frames_per_video} (>= 1), size={size} (>= 8), "
-            f"margin={margin} (>= 1.0), min_face_size={min_face_size} (>= 1), workers={workers} (>= 1), "
+            f"margin={margin} (>= {MIN_CROP_MARGIN}), min_face_size={min_face_size} (>= 1), workers={workers} (>= 1), "
             f"run_length={run_length} (>= 1)"
         )
     if frames_per_video % run_length:

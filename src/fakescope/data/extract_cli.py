@@ -32,7 +32,7 @@ def extract(
         1, "--run-length", min=1, max=1024,
         help="Sample runs of this many consecutive frames (--frames / run-length runs spread over the video), "
              "for training temporal models on clips (data.sequence.frames)."),
-    margin: float = typer.Option(1.3, min=1.0, max=4.0, help="Crop side = margin x the longer face-box side."),
+    margin: float = typer.Option(1.3, min=0.5, max=4.0, help="Crop side = margin x the longer face-box side."),
     size: int = typer.Option(256, min=8, max=2048, help="Crop side in pixels (PNG)."),
     min_face: int = typer.Option(64, "--min-face", min=1, help="Smallest face side in pixels to keep."),
     workers: int = typer.Option(1, min=1, max=256, help="Videos processed in parallel, one process (and MTCNN) each."),

@@ -94,19 +94,24 @@ def print_table(result, console: Console = out) -> None:
     table.add_column("n", justify="right")
     for key in HEADLINE_KEYS:
         table.add_column(key.upper() if key != "logloss" else "logloss", justify="right")
+    table.add_column("false alarms", justify="right")
     table.add_column("videos", justify="right")
     for key in HEADLINE_KEYS:
         table.add_column(f"v.{key}" if key == "logloss" else f"v.{key.upper()}", justify="right")
     for d in result.datasets:
         video = d.video or {}
         table.add_row(
-            d.name, str(d.frame["n"]), *[_cell(d.frame[k]) for k in HEADLINE_KEYS],
+            d.name, str(d.frame["n"]), *[_cell(d.frame[k]) for k in HEADLINE_KEYS], _cell(d.frame.get("false_alarm")),
             str(video["n"]) if video else "—", *[_cell(video.get(k)) for k in HEADLINE_KEYS],
         )
     console.print(table)
     if getattr(result, "video_head", None) is not None:
         console.print(f"video level (v.*): P(fake) from the model's video head {result.video_head!r} over each "
                       "video's frame features, not the mean frame P(fake)", highlight=False, soft_wrap=True)
+    band = getattr(result, "band", 0.0)
+    console.print(f"verdicts: FAKE from P(fake) {result.pooled['threshold']:.3f}"
+                  + (f", UNCERTAIN from {result.pooled['threshold'] - band:.3f}" if band else "")
+                  + "; false alarms: share of reals called FAKE", highlight=False, soft_wrap=True)
     if len(result.datasets) > 1:
         p = result.pooled
         console.print(
@@ -126,6 +131,50 @@ def print_table(result, console: Console = out) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    @app.command("calibrate")
+    def calibrate_command(
+        checkpoint: Path = typer.Argument(..., help="Checkpoint file to calibrate (e.g. a run's best.pt)."),
+        data: List[str] = typer.Argument(
+            ..., help="Labelled VALIDATION rows: manifest CSV or folder; NAME=PATH names it, PATH:SPLIT takes one split."),
+        output: Path = typer.Option(..., "--output", "-o", help="Calibrated checkpoint to write (may be CHECKPOINT)."),
+        split: Optional[str] = typer.Option(None, "--split", help="Take this split of every dataset (e.g. val)."),
+        max_false_alarm: float = typer.Option(
+            0.05, "--max-false-alarm", min=0.0, max=0.5,
+            help="Raise the threshold above 0.5 until no dataset has more than this share of its reals called FAKE."),
+        band: float = typer.Option(0.1, "--band", min=0.0, max=0.49,
+                                   help="REAL below 0.5 - BAND, FAKE from 0.5 + BAND (or the false-alarm threshold "
+                                        "if higher), UNCERTAIN between."),
+        device: str = typer.Option("auto", help="cpu, cuda, cuda:1 ... or auto."),
+        batch_size: int = typer.Option(64, min=1, help="Images per model batch."),
+    ) -> None:
+        """Fit P(fake) calibration (Platt scaling), the threshold and the uncertain band on validation rows."""
+        from .calibrate import calibrate_checkpoint
+
+        if split == "test":
+            err.print("[red]error:[/red] --split test: calibrate on validation rows; the test rows judge the model",
+                      highlight=False)
+            raise typer.Exit(EXIT_USAGE)
+        try:
+            datasets = []
+            for spec in data:
+                name, manifest, note = load_dataset(spec, split)
+                if note:
+                    err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+                datasets.extend(by_dataset_column(name, manifest, named="=" in spec))
+            calibration = calibrate_checkpoint(checkpoint, datasets, output, max_false_alarm=max_false_alarm,
+                                               band=band, device=device, batch_size=batch_size)
+        except FakescopeError as exc:
+            err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+            raise typer.Exit(EXIT_USAGE)
+        fit = calibration.fitted_on
+        out.print(
+            f"wrote {output}: P(fake) = sigmoid({calibration.scale:.4f} x logit {calibration.bias:+.4f}); FAKE from "
+            f"{calibration.threshold:.4f}, REAL below {calibration.threshold - calibration.band:.4f}, uncertain "
+            f"between ({fit['uncertain_share']:.1%} of these rows); log loss {fit['log_loss_before']:.4f} -> {fit['log_loss_after']:.4f}, ECE "
+            f"{fit['ece_before']:.4f} -> {fit['ece_after']:.4f}; reals called FAKE: "
+            + ", ".join(f"{k} {v:.1%}" for k, v in fit["false_alarm_at_threshold"].items()),
+            highlight=False, soft_wrap=True)
+
     @app.command("evaluate")
     def evaluate_command(
         checkpoint: str = typer.Argument(..., help="Shipped model name (see `fakescope models`) or checkpoint file."),
@@ -169,6 +218,8 @@ def register(app: typer.Typer) -> None:
             err.print(f"[red]error:[/red] {exc.message}", highlight=False)
             raise typer.Exit(EXIT_USAGE)
 
+        for warning in result.warnings:
+            err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
         print_table(result)
         for d in result.datasets:
             if d.pixel_note:

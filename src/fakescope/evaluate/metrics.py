@@ -6,7 +6,11 @@ them under stable keys plus, under "undefined", the reason for each None, so
 a report says *why* a number is missing instead of printing a silent 0.5.
 
 Conventions (the report repeats them):
-  * threshold: a score >= 0.5 is called fake (as `fakescope scan` does);
+  * threshold: a score >= the threshold is called fake (as `fakescope scan` does): 0.5, or the
+    model's own where its checkpoint has a calibration (`Decision`). `false_alarm` is the share
+    of reals called fake there; with an uncertain band, `uncertain_share` is the share of scores
+    within it and `acc_decided` the accuracy of the others (what a user acting only on FAKE /
+    REAL verdicts gets);
   * log loss: natural log, probabilities clipped to [eps, 1 - eps] with
     eps = 1e-15. DFDC was scored with Kaggle's log-loss metric, whose stated
     clip is max(min(p, 1 - 1e-15), 1e-15); we found no public source giving
@@ -25,6 +29,7 @@ Conventions (the report repeats them):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -37,7 +42,8 @@ LOGLOSS_EPS = 1e-15
 ECE_BINS = 15
 METRIC_KEYS = [
     "auc", "acc", "balanced_acc", "eer", "ap", "logloss", "precision", "recall", "f1",
-    "tpr_at_fpr_1", "tpr_at_fpr_5", "ece", "n", "n_fake", "n_real",
+    "tpr_at_fpr_1", "tpr_at_fpr_5", "ece", "threshold", "false_alarm", "uncertain_share", "acc_decided",
+    "n", "n_fake", "n_real",
 ]
 # The headline subset (tables, the JSON's top level).
 HEADLINE_KEYS = ["auc", "acc", "eer", "ap", "logloss"]
@@ -50,6 +56,35 @@ class MetricInputError(FakescopeError, ValueError):
 
 
 Result = tuple[Optional[float], Optional[str]]  # (value, why it is None)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How scores become verdicts: FAKE at >= threshold; "uncertain" within `band` below it."""
+
+    threshold: float = THRESHOLD
+    band: float = 0.0
+
+
+def _false_alarm(y, p, decision: Decision) -> Result:
+    reals = p[y == 0]
+    return (None, "no real samples") if reals.size == 0 else (float(np.mean(reals >= decision.threshold)), None)
+
+
+def _uncertain_share(y, p, decision: Decision) -> Result:
+    why = _nonempty(y)
+    return (None, why) if why else (float(np.mean(_in_band(p, decision))), None)
+
+
+def _in_band(p: np.ndarray, decision: Decision) -> np.ndarray:
+    return (p < decision.threshold) & (p >= decision.threshold - decision.band) if decision.band > 0 else p < 0
+
+
+def _acc_decided(y, p, decision: Decision) -> Result:
+    decided = ~_in_band(p, decision)
+    if not decided.any():
+        return None, "every score is within the uncertain band"
+    return float(np.mean((p[decided] >= decision.threshold) == (y[decided] == 1))), None
 
 
 def _arrays(labels: Sequence, scores: Sequence) -> tuple[np.ndarray, np.ndarray]:
@@ -229,25 +264,32 @@ def roc_points(labels: Sequence, scores: Sequence) -> Optional[tuple[np.ndarray,
     return None if _both_classes(y) else _roc(y, p)
 
 
-def compute_metrics(labels: Sequence, scores: Sequence, logloss_clip: Optional[float] = None) -> dict:
+def compute_metrics(labels: Sequence, scores: Sequence, logloss_clip: Optional[float] = None,
+                    decision: Decision = Decision()) -> dict:
     """Every metric under the stable METRIC_KEYS, plus "undefined": {key: reason} for each None.
 
-    `logloss_clip=0.01` clips predictions to [0.01, 0.99] for the log loss only.
+    `logloss_clip=0.01` clips predictions to [0.01, 0.99] for the log loss only. The metrics at a
+    threshold (acc, balanced_acc, precision, recall, f1, false_alarm) use `decision.threshold`.
     """
     y, p = _arrays(labels, scores)
+    t = decision.threshold
     results: dict[str, Result] = {
         "auc": _auc(y, p),
-        "acc": _acc(y, p),
-        "balanced_acc": _balanced_acc(y, p),
+        "acc": _acc(y, p, t),
+        "balanced_acc": _balanced_acc(y, p, t),
         "eer": _eer(y, p),
         "ap": _ap(y, p),
         "logloss": _logloss(y, p, clip=logloss_clip),
-        "precision": _precision(y, p),
-        "recall": _recall(y, p),
-        "f1": _f1(y, p),
+        "precision": _precision(y, p, t),
+        "recall": _recall(y, p, t),
+        "f1": _f1(y, p, t),
         "tpr_at_fpr_1": _tpr_at_fpr(y, p, 0.01),
         "tpr_at_fpr_5": _tpr_at_fpr(y, p, 0.05),
         "ece": _ece(y, p),
+        "threshold": (float(t), None),
+        "false_alarm": _false_alarm(y, p, decision),
+        "uncertain_share": _uncertain_share(y, p, decision),
+        "acc_decided": _acc_decided(y, p, decision),
     }
     out: dict = {key: value for key, (value, _) in results.items()}
     out.update(n=int(y.size), n_fake=int(np.sum(y == 1)), n_real=int(np.sum(y == 0)))
@@ -302,11 +344,11 @@ def group_by_video(
 
 def compute_video_metrics(
     labels: Sequence, scores: Sequence, videos: Sequence, keys: Optional[Sequence] = None,
-    logloss_clip: Optional[float] = None,
+    logloss_clip: Optional[float] = None, decision: Decision = Decision(),
 ) -> dict:
     """`compute_metrics` on per-video mean P(fake); "n" counts videos and "n_frames" frames."""
     _, video_labels, video_scores, counts = group_by_video(labels, scores, videos, keys)
-    out = compute_metrics(video_labels, video_scores, logloss_clip=logloss_clip)
+    out = compute_metrics(video_labels, video_scores, logloss_clip=logloss_clip, decision=decision)
     out["n_frames"] = int(counts.sum())
     return out
 

@@ -89,6 +89,7 @@ def to_dict(result: EvaluationResult) -> dict:
         "protocol": protocol,
         "logloss_clip": result.logloss_clip,
         "video_head": result.video_head,
+        "warnings": result.warnings,
     })
 
 
@@ -158,7 +159,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 _FRAME_COLUMNS = ["auc", "acc", "balanced_acc", "eer", "ap", "logloss", "precision", "recall", "f1",
-                  "tpr_at_fpr_1", "tpr_at_fpr_5", "ece"]
+                  "tpr_at_fpr_1", "tpr_at_fpr_5", "ece", "false_alarm", "uncertain_share"]
 
 
 def _metric_row(metrics: dict, columns: list[str]) -> list[str]:
@@ -173,9 +174,15 @@ def to_markdown(result: EvaluationResult) -> str:
         f"Checkpoint: `{result.checkpoint}` (architecture `{result.model.get('arch')}`). "
         f"Datasets: {', '.join(f'`{d.name}`' for d in result.datasets)}. Scores are P(fake); label 1 = fake.",
         "",
-        "## Frame level",
-        "",
     ]
+    decision = result.pooled
+    lines += [f"Verdicts: FAKE from P(fake) {fmt(decision.get('threshold'))}"
+              + (f", UNCERTAIN from {fmt(decision['threshold'] - result.band)}" if result.band else "")
+              + " (the model's own where its checkpoint is calibrated, else 0.5): `false_alarm` is the share of reals "
+              "called FAKE, `uncertain_share` the share of scores within the band.", ""]
+    if result.warnings:
+        lines += ["**Warning:**", ""] + [f"- {w}" for w in result.warnings] + [""]
+    lines += ["## Frame level", ""]
     header = ["dataset", "n", "fake", "real"] + _FRAME_COLUMNS
     rows = [[d.name, str(d.frame["n"]), str(d.frame["n_fake"]), str(d.frame["n_real"])] + _metric_row(d.frame, _FRAME_COLUMNS)
             for d in result.datasets]

@@ -41,7 +41,7 @@ from ..aggregate import check_video_head, frame_features, video_head_probability
 from ..errors import FakescopeError
 from ..inference import predict_scores
 from ..models.zoo import load_detector
-from .metrics import PixelMetrics, compute_metrics, compute_video_metrics
+from .metrics import Decision, PixelMetrics, compute_metrics, compute_video_metrics
 
 
 @dataclass
@@ -89,6 +89,8 @@ class EvaluationResult:
     logloss_clip: Optional[float] = None
     pooled_pixel: Optional[dict] = None  # pixel metrics over the datasets that have them
     video_head: Optional[str] = None  # the model's video head that gave the video scores; None: mean frame P(fake)
+    warnings: list[str] = field(default_factory=list)  # e.g. rows the model was trained or validated on
+    band: float = 0.0  # the uncertain band the verdict metrics used (the threshold is in every metrics dict)
 
     def dataset(self, name: str) -> DatasetResult:
         return next(d for d in self.datasets if d.name == name)
@@ -119,7 +121,7 @@ def _video_keys(predictions: Sequence[Prediction]) -> list:
 
 
 def _video_metrics(predictions: Sequence[Prediction], logloss_clip: Optional[float],
-                   video_head: bool = False) -> Optional[dict]:
+                   video_head: bool = False, decision: Decision = Decision()) -> Optional[dict]:
     """Video metrics of the mean frame P(fake), or (`video_head`) of each prediction's `video_score`:
     equal over a video's frames, so the per-video mean of it is the head's score."""
     if not any(p.video is not None for p in predictions):
@@ -127,18 +129,19 @@ def _video_metrics(predictions: Sequence[Prediction], logloss_clip: Optional[flo
     scores = [p.video_score if video_head else p.score for p in predictions]
     return compute_video_metrics(
         [p.label for p in predictions], scores, [p.video for p in predictions],
-        keys=_video_keys(predictions), logloss_clip=logloss_clip,
+        keys=_video_keys(predictions), logloss_clip=logloss_clip, decision=decision,
     )
 
 
 def _metrics(predictions: Sequence[Prediction], logloss_clip: Optional[float],
-             video_head: bool = False) -> tuple[dict, Optional[dict]]:
-    frame = compute_metrics([p.label for p in predictions], [p.score for p in predictions], logloss_clip=logloss_clip)
-    return frame, _video_metrics(predictions, logloss_clip, video_head)
+             video_head: bool = False, decision: Decision = Decision()) -> tuple[dict, Optional[dict]]:
+    frame = compute_metrics([p.label for p in predictions], [p.score for p in predictions], logloss_clip=logloss_clip,
+                            decision=decision)
+    return frame, _video_metrics(predictions, logloss_clip, video_head, decision)
 
 
 def per_method(predictions: Sequence[Prediction], logloss_clip: Optional[float] = None,
-               video_head: bool = False) -> dict[str, dict]:
+               video_head: bool = False, decision: Decision = Decision()) -> dict[str, dict]:
     """Each manipulation method's fakes vs the reals (see the module docstring for which reals)."""
     reals = [p for p in predictions if p.label == 0]
     methods = sorted({p.method for p in predictions if p.label == 1 and p.method is not None})
@@ -147,7 +150,7 @@ def per_method(predictions: Sequence[Prediction], logloss_clip: Optional[float] 
         own_reals = [p for p in reals if p.method == method]
         chosen = own_reals or reals
         subset = [p for p in predictions if p.label == 1 and p.method == method] + chosen
-        frame, video = _metrics(subset, logloss_clip, video_head)
+        frame, video = _metrics(subset, logloss_clip, video_head, decision)
         out[method] = {**frame, "video": video, "reals": "same method" if own_reals else "all"}
     return out
 
@@ -270,6 +273,8 @@ def evaluate(
     if video_head is not None:
         check_video_head(model, detector.arch, video_head)
     use_head = video_head is not None
+    decision = Decision(detector.threshold, detector.band)
+    warnings = leakage_warnings(detector, datasets)
 
     predictions: list[Prediction] = []
     results: list[DatasetResult] = []
@@ -295,15 +300,17 @@ def evaluate(
             Prediction(name, str(manifest.resolve(s.path)), s.label, float(score), s.video, s.method, video_score)
             for s, score, video_score in zip(manifest.samples, np.asarray(scores, dtype=float), video_scores)
         ]
-        frame, video = _metrics(rows, logloss_clip, use_head)
+        frame, video = _metrics(rows, logloss_clip, use_head, decision)
         results.append(DatasetResult(
-            name, frame, video, per_method(rows, logloss_clip, use_head), pixel, pixel_note, accumulator,
+            name, frame, video, per_method(rows, logloss_clip, use_head, decision), pixel, pixel_note, accumulator,
         ))
         predictions.extend(rows)
 
-    pooled = compute_metrics([p.label for p in predictions], [p.score for p in predictions], logloss_clip=logloss_clip)
+    pooled = compute_metrics([p.label for p in predictions], [p.score for p in predictions], logloss_clip=logloss_clip,
+                             decision=decision)
     with_videos = {r.name for r in results if r.video is not None}
-    pooled_video = _video_metrics([p for p in predictions if p.dataset in with_videos], logloss_clip, use_head)
+    pooled_video = _video_metrics([p for p in predictions if p.dataset in with_videos], logloss_clip, use_head,
+                                  decision)
     pooled_pixel = None
     with_pixels = [r for r in results if r.pixel_accumulator is not None]
     if with_pixels:
@@ -316,5 +323,22 @@ def evaluate(
         checkpoint=str(checkpoint_or_name),
         model={"name": detector.name, "arch": detector.arch, "provenance": detector.provenance},
         datasets=results, predictions=predictions, pooled=pooled, pooled_video=pooled_video,
-        logloss_clip=logloss_clip, pooled_pixel=pooled_pixel, video_head=video_head,
+        logloss_clip=logloss_clip, pooled_pixel=pooled_pixel, video_head=video_head, warnings=warnings,
+        band=decision.band,
     )
+
+
+def leakage_warnings(detector, datasets: Sequence[tuple[str, Manifest]]) -> list[str]:
+    """One line per dataset with rows whose image the checkpoint records as training or
+    validation data (data/fingerprints.py): numbers on them are inflated."""
+    from ..data.fingerprints import overlap, recorded
+
+    known = recorded(detector.provenance)
+    lines = []
+    for name, manifest in datasets:
+        found = overlap((manifest.resolve(s.path) for s in manifest), known)
+        parts = {"train": "trained on", "val": "used to choose its epoch and calibration"}
+        for part, count in sorted(found.items()):
+            lines.append(f"{name}: {count} of {len(manifest)} rows are images model {detector.name!r} was "
+                         f"{parts.get(part, part)} ({part}); metrics on them are inflated, evaluate on held-out rows")
+    return lines

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from pydantic import BaseModel, Field
@@ -23,9 +23,16 @@ from torch import nn
 from ..errors import ModelLoadError
 from ..registry import Registry
 
+if TYPE_CHECKING:
+    from .calibration import Calibration
+
 CHECKPOINT_FORMAT = "fakescope-checkpoint"
 TRAIN_STATE_FORMAT = "fakescope-train-state"  # a run's last.pt: model, optimiser and progress, for --resume
 CHECKPOINT_VERSION = 1
+
+#: the smallest crop margin: below 1 a crop is the inner part of the face box (for models trained on
+#: tight face crops, such as the shared DFDC and FF++ c23 sets; see data/reframe.py)
+MIN_CROP_MARGIN = 0.5
 
 
 class PreprocessSpec(BaseModel):
@@ -34,7 +41,7 @@ class PreprocessSpec(BaseModel):
     input_size: int = Field(256, gt=0)
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)  # applied to RGB scaled to [0, 1]
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    margin: float = Field(1.3, ge=1.0)  # crop side = margin x the longer face-box side
+    margin: float = Field(1.3, ge=MIN_CROP_MARGIN)  # crop side = margin x the longer face-box side
     face_detector: str = "mtcnn"
 
 
@@ -113,8 +120,10 @@ def save_checkpoint(
     preprocess: PreprocessSpec,
     provenance: dict[str, Any] | None = None,
     arch_kwargs: dict[str, Any] | None = None,
+    calibration: "Calibration | None" = None,
 ) -> str:
-    """Write a self-describing checkpoint; returns its sha256."""
+    """Write a self-describing checkpoint; returns its sha256. `calibration` (models/calibration.py)
+    makes the loaded model's logits calibrated and sets its threshold and uncertain band."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -124,6 +133,7 @@ def save_checkpoint(
         "arch_kwargs": _architecture_kwargs(arch, arch_kwargs),
         "preprocess": preprocess.model_dump(),
         "provenance": provenance or {},
+        "calibration": calibration.model_dump() if calibration is not None else None,
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
     }
     torch.save(payload, path)
@@ -144,15 +154,51 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-class LoadedDetector:
-    """A model with its preprocessing and where it came from."""
+def write_calibration(source: str | Path, target: str | Path, calibration: "Calibration") -> str:
+    """Copy checkpoint `source` to `target` with `calibration` stored in it; returns its sha256."""
+    payload = torch.load(Path(source), map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ModelLoadError(f"{source}: not a fakescope checkpoint")
+    payload["calibration"] = calibration.model_dump()
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, target)
+    return sha256_of(target)
 
-    def __init__(self, model: DetectorModel, arch: str, preprocess: PreprocessSpec, provenance: dict, name: str):
+
+class LoadedDetector:
+    """A model with its preprocessing, its calibration and where it came from.
+
+    With a calibration, `model`'s "logits" are already calibrated (a forward hook), so
+    sigmoid(logits) is the calibrated P(fake) everywhere; `raw_model()` removes the hook
+    (for fine-tuning, or refitting the calibration)."""
+
+    def __init__(self, model: DetectorModel, arch: str, preprocess: PreprocessSpec, provenance: dict, name: str,
+                 calibration: "Calibration | None" = None, arch_kwargs: dict | None = None):
+        from .calibration import Calibration, attach
+
         self.model = model.eval()
         self.arch = arch
+        self.arch_kwargs = dict(arch_kwargs or {})
         self.preprocess = preprocess
         self.provenance = provenance
         self.name = name
+        self.calibration = calibration or Calibration()
+        self._hook = attach(self.model, self.calibration) if not self.calibration.is_identity else None
+
+    @property
+    def threshold(self) -> float:
+        return self.calibration.threshold
+
+    @property
+    def band(self) -> float:
+        return self.calibration.band
+
+    def raw_model(self) -> DetectorModel:
+        """The model without its calibration hook (its logits as trained)."""
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        return self.model
 
 
 def load_checkpoint(path: str | Path, expected_sha256: str | None = None) -> LoadedDetector:
@@ -183,4 +229,8 @@ def load_checkpoint(path: str | Path, expected_sha256: str | None = None) -> Loa
     except RuntimeError as exc:
         raise ModelLoadError(f"{path}: weights do not fit architecture {payload['arch']!r}: {exc}") from None
     preprocess = PreprocessSpec(**payload["preprocess"])
-    return LoadedDetector(model, payload["arch"], preprocess, payload.get("provenance", {}), name=path.name)
+    from .calibration import Calibration
+
+    calibration = Calibration(**payload["calibration"]) if payload.get("calibration") else None
+    return LoadedDetector(model, payload["arch"], preprocess, payload.get("provenance", {}), name=path.name,
+                          calibration=calibration, arch_kwargs=payload.get("arch_kwargs"))

@@ -142,7 +142,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from ..errors import FakescopeError
-from ..models.base import PreprocessSpec
+from ..models.base import MIN_CROP_MARGIN, PreprocessSpec
 
 
 class ConfigError(FakescopeError):
@@ -175,7 +175,7 @@ class PreprocessSection(_Section):
     input_size: Optional[int] = Field(None, gt=0)
     mean: Optional[tuple[float, float, float]] = None
     std: Optional[tuple[float, float, float]] = None
-    margin: Optional[float] = Field(None, ge=1.0)
+    margin: Optional[float] = Field(None, ge=MIN_CROP_MARGIN)
     face_detector: Optional[str] = None
 
     @field_validator("std")

@@ -682,6 +682,10 @@ class _Run:
         if overlap:
             raise ConfigError(f"data: {len(overlap)} image(s) are in both train and val (e.g. {sorted(overlap)[0]}); "
                               "validation must be held out")
+        # what the checkpoint learnt from, so `evaluate` can warn about leakage (data/fingerprints.py)
+        self._data_paths = {"train": [train_manifest.resolve(s.path) for s in train_manifest],
+                            "val": [val_manifest.resolve(s.path) for s in val_manifest]}
+        self._fingerprints: Optional[dict[str, str]] = None
         for key, manifest in (("train", train_manifest), ("val", val_manifest)):
             if len(set(manifest.labels())) < 2 and getattr(self.cfg.data, key).synthesis is None:
                 self.warn(f"data.{key} holds only label {manifest.labels()[0]}"
@@ -744,8 +748,8 @@ class _Run:
             raise ConfigError(f"data.{key}.synthesis: the {key} data has no real faces (label 0) to make fakes from")
         landmarks = (self.cfg.resolve_path(section.landmarks_json, f"data.{key}.synthesis.landmarks_json")
                      if section.landmarks_json else None)
-        # Absolute paths as landmark keys: the same face has the same key in any manifest.
-        reals = Manifest([replace(s, path=str(reals.resolve(s.path))) for s in reals.samples], reals.root)
+        # Absolute, normalised paths as landmark keys: the same face has the same key in any manifest.
+        reals = Manifest([replace(s, path=str(reals.resolve(s.path).resolve())) for s in reals.samples], reals.root)
         synthetic = _SyntheticTrainDataset(reals, preprocess, section, augmenter, self.seed, landmarks)
         self._landmarks(synthetic, key, landmarks)
         if not section.keep_real_fakes or not len(fakes):
@@ -1233,6 +1237,7 @@ class _Run:
                     "manifest": str(self.val_path), "split": self.cfg.data.val.split},
             "train": {"manifest": str(self.train_path), "split": self.cfg.data.train.split, "n": len(self.train_ds)},
             "init": self.cfg.model.init, "world_size": self.dist.world,
+            "data_fingerprints": self._data_fingerprints(),
         }
         if self.sequence is not None:
             provenance["val"]["video"] = {
@@ -1243,6 +1248,14 @@ class _Run:
         tmp = self.out / "best.pt.tmp"
         save_checkpoint(tmp, self.module, self.cfg.model.arch, self.preprocess, provenance, self.cfg.model.kwargs)
         os.replace(tmp, self.out / "best.pt")
+
+    def _data_fingerprints(self) -> dict[str, str]:
+        if self._fingerprints is None:  # once, at the first best.pt: a few seconds per 10^4 images
+            from ..data.fingerprints import file_fingerprint, pack
+
+            self._fingerprints = {part: pack(file_fingerprint(p) for p in paths)
+                                  for part, paths in self._data_paths.items()}
+        return self._fingerprints
 
     def _save_last(self, epoch: int, batches_done: int, loss_sum: float, seen: int, epoch_seconds: float) -> None:
         """Collective: every process contributes its RNG state and running loss."""
