@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from fakescope.data.manifest import Manifest
+from fakescope.data.reframe import reframed_origins
 from fakescope.data.splits import leaks, merge, split_by_identity
 
 
@@ -51,6 +52,12 @@ def main() -> None:
         raise SystemExit(f"identity on two sides of the split: {leaked[:5]}")
     args.out.mkdir(parents=True, exist_ok=True)
     result.write(args.out / "split.csv")
+
+    # The same test rows at their original files (the framing each source published), to measure
+    # what re-framing buys and to score models trained on other framings fairly.
+    origin = reframed_origins(args.reframed)
+    originals = [replace(s, path=origin[s.path]) for s in rows if s.split == "test"]
+    Manifest(originals, Path.cwd()).write(args.out / "test_original.csv")
 
     landmarks: dict = {}
     for name in ("dfdc-faces", "ffpp-c23-faces", "ciplab-faces"):

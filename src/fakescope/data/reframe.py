@@ -174,6 +174,21 @@ def _reframe_one(source: str, out_dir: Path, detector, settings: ReframeSettings
     return record
 
 
+def reframed_origins(folder: str | Path) -> dict[str, str]:
+    """Re-framed crop (absolute path) -> the file it was cut from, for every `reframe` output
+    folder under `folder` (or `folder` itself), from their records."""
+    out = {}
+    for records in sorted(Path(folder).glob(f"**/{RECORDS}*")):
+        for line in records.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if record.get("status") == "ok":
+                out[str((records.parent / record["path"]).resolve())] = record["source"]
+    return out
+
+
 def _read_records(out_dir: Path, settings: dict) -> dict[str, dict]:
     done: dict[str, dict] = {}
     for path in sorted(out_dir.glob(f"{RECORDS}*")):

@@ -138,7 +138,7 @@ def fit_calibration(
         for g in sorted(set(groups)) if np.any((np.asarray(groups) == g) & (labels == 0))
     }
     return Calibration(
-        scale=round(scale, 6), bias=round(bias, 6), threshold=round(threshold, 4), band=round(width, 4),
+        scale=scale, bias=bias, threshold=threshold, band=width,
         fitted_on={
             "rows": int(len(labels)), "fakes": int(labels.sum()), "groups": sorted(set(groups)),
             "weighting": "each (group, class) cell equally", "max_false_alarm": max_false_alarm,
