@@ -337,7 +337,7 @@ def leakage_warnings(detector, datasets: Sequence[tuple[str, Manifest]]) -> list
     lines = []
     for name, manifest in datasets:
         found = overlap((manifest.resolve(s.path) for s in manifest), known)
-        parts = {"train": "trained on", "val": "used to choose its epoch and calibration"}
+        parts = {"train": "trained on", "val": "validated on (to choose its epoch or calibration)"}
         for part, count in sorted(found.items()):
             lines.append(f"{name}: {count} of {len(manifest)} rows are images model {detector.name!r} was "
                          f"{parts.get(part, part)} ({part}); metrics on them are inflated, evaluate on held-out rows")

