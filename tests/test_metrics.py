@@ -124,10 +124,13 @@ def test_expected_calibration_error_two_bins():
 
 def test_compute_metrics_keys_and_values():
     out = compute_metrics(Y, P)
-    assert list(out)[:15] == [
+    assert list(out)[:19] == [
         "auc", "acc", "balanced_acc", "eer", "ap", "logloss", "precision", "recall", "f1",
-        "tpr_at_fpr_1", "tpr_at_fpr_5", "ece", "n", "n_fake", "n_real",
+        "tpr_at_fpr_1", "tpr_at_fpr_5", "ece", "threshold", "false_alarm", "uncertain_share", "acc_decided",
+        "n", "n_fake", "n_real",
     ]
+    # Y, P: reals 0.1, 0.4 and fakes 0.35, 0.8 at threshold 0.5 without a band
+    assert (out["threshold"], out["false_alarm"], out["uncertain_share"], out["acc_decided"]) == (0.5, 0.0, 0.0, 0.75)
     assert set(out) == set(M.METRIC_KEYS) | {"undefined"}
     assert (out["n"], out["n_fake"], out["n_real"]) == (4, 2, 2)
     assert out["auc"] == pytest.approx(0.75) and out["ap"] == pytest.approx(5 / 6) and out["undefined"] == {}
@@ -149,7 +152,7 @@ def test_a_single_class_gives_none_with_a_reason(label):
 
 def test_empty_input_is_all_none():
     out = compute_metrics([], [])
-    assert out["n"] == 0 and all(out[k] is None for k in M.METRIC_KEYS if not k.startswith("n"))
+    assert out["n"] == 0 and all(out[k] is None for k in M.METRIC_KEYS if not k.startswith("n") and k != "threshold")
     assert out["undefined"]["auc"] == "no samples"
 
 

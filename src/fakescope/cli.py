@@ -92,6 +92,8 @@ def scan(
         _print_single(report.results[0])
     else:
         _print_summary(report)
+    if not quiet:
+        out.print(_decision_text(report.settings), highlight=False, soft_wrap=True)
     if json_path:
         report.write_json(json_path)
         err.print(f"wrote {json_path}", highlight=False)
@@ -113,6 +115,16 @@ def _verdict_text(result: FileResult) -> str:
     if result.verdict == "uncertain":
         return "[bold yellow]UNCERTAIN[/bold yellow]"
     return f"[yellow]{result.status}[/yellow]"
+
+
+def _decision_text(settings: dict) -> str:
+    threshold, band = settings["threshold"], settings["uncertain_band"]
+    text = f"verdicts: FAKE from P(fake) {threshold:.3f}"
+    if band:
+        text += f", UNCERTAIN from {threshold - band:.3f}, REAL below"
+    else:
+        text += ", REAL below"
+    return text
 
 
 def _print_single(result: FileResult) -> None:
@@ -182,10 +194,14 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
         table.add_row(a["name"], f"{a['parameters']:,}", str(a["input_size"]), gflops, a["summary"])
     out.print(table)
     table = Table(title="shipped models (--model NAME)", show_edge=False)
-    for column in ("name", "arch", "trained on", "licence", "sha256"):
+    for column in ("name", "arch", "trained on", "licence and data terms", "verdicts", "sha256"):
         table.add_column(column, overflow="fold")
     for s in shipped:
-        table.add_row(s["name"] + (" (default)" if s["default"] else ""), s["arch"], s["trained_on"], s["license"], s["sha256"][:12])
+        table.add_row(s["name"] + (" (default)" if s["default"] else ""), s["arch"], s["trained_on"], s["license"],
+                      _decision_text({"threshold": s.get("calibration", {}).get("threshold", 0.5),
+                                      "uncertain_band": s.get("calibration", {}).get("band", 0.0)})
+                      .removeprefix("verdicts: ") + (" (calibrated)" if s.get("calibration") else ""),
+                      s["sha256"][:12])
     out.print(table)
 
 

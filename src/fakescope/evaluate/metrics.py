@@ -81,6 +81,8 @@ def _in_band(p: np.ndarray, decision: Decision) -> np.ndarray:
 
 
 def _acc_decided(y, p, decision: Decision) -> Result:
+    if y.size == 0:
+        return None, "no samples"
     decided = ~_in_band(p, decision)
     if not decided.any():
         return None, "every score is within the uncertain band"
