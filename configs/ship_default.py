@@ -56,9 +56,7 @@ def main() -> None:
 
     payload = torch.load(args.run_dir / "best.pt", map_location="cpu", weights_only=False)
     payload["provenance"] = _relative(payload["provenance"])
-    target = WEIGHTS / f"{args.name}.pt"
-    torch.save(payload, target)
-    sha256 = hashlib.sha256(target.read_bytes()).hexdigest()
+    target, sha256 = package_checkpoint(payload, args.name)
 
     report = json.loads((args.run_dir / "test.json").read_text())
     reference = json.loads((args.run_dir / "test_meso4_df.json").read_text())
@@ -78,11 +76,23 @@ def main() -> None:
                    "crops and CIPLAB test); fakescope scan ../shared/data/ffpp-videos (all three videos were in training)",
         },
     }
+    write_zoo_entry(args.name, entry, target)
+
+
+def package_checkpoint(payload: dict, name: str) -> tuple[Path, str]:
+    """Write a checkpoint payload into the package's weights folder; (its path, its sha256)."""
+    target = WEIGHTS / f"{name}.pt"
+    torch.save(payload, target)
+    return target, hashlib.sha256(target.read_bytes()).hexdigest()
+
+
+def write_zoo_entry(name: str, entry: dict, target: Path) -> None:
+    """Put `entry` first in zoo.json (replacing an older entry of that name)."""
     index_path = WEIGHTS / "zoo.json"
     index = json.loads(index_path.read_text())
-    index = {args.name: entry, **{k: v for k, v in index.items() if k != args.name}}
+    index = {name: entry, **{k: v for k, v in index.items() if k != name}}
     index_path.write_text(json.dumps(index, indent=2) + "\n")
-    print(f"wrote {target.relative_to(ROOT)} ({target.stat().st_size / 1e6:.1f} MB, sha256 {sha256}) and zoo.json")
+    print(f"wrote {target.relative_to(ROOT)} ({target.stat().st_size / 1e6:.1f} MB, sha256 {entry['sha256']}) and zoo.json")
 
 
 if __name__ == "__main__":

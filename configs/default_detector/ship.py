@@ -11,7 +11,6 @@ into the zoo entry.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -19,9 +18,8 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-WEIGHTS = ROOT / "src/fakescope/models/weights"
 sys.path.insert(0, str(ROOT / "configs"))
-from ship_default import _relative  # noqa: E402  (one path-cleaning rule for every shipped model)
+from ship_default import _relative, package_checkpoint, write_zoo_entry  # noqa: E402  (one way to ship every model)
 
 from fakescope.data.fingerprints import file_fingerprint, pack  # noqa: E402
 from fakescope.data.manifest import Manifest  # noqa: E402
@@ -73,9 +71,7 @@ def main() -> None:
     provenance["data_fingerprints"] = _fingerprints(args.split, args.reframed)
     provenance["calibration_fitted_on"] = "val rows of " + str(_relative(str(args.split.resolve())))
     payload["provenance"] = provenance
-    target = WEIGHTS / f"{args.name}.pt"
-    torch.save(payload, target)
-    sha256 = hashlib.sha256(target.read_bytes()).hexdigest()
+    target, sha256 = package_checkpoint(payload, args.name)
 
     test = json.loads((args.run_dir / "test_calibrated.json").read_text())
     original = json.loads((args.run_dir / "test_original_calibrated.json").read_text())
@@ -96,11 +92,7 @@ def main() -> None:
                    "fakescope scan ../shared/data/ffpp-videos (none of the three in training)",
         },
     }
-    index_path = WEIGHTS / "zoo.json"
-    index = json.loads(index_path.read_text())
-    index = {args.name: entry, **{k: v for k, v in index.items() if k != args.name}}
-    index_path.write_text(json.dumps(index, indent=2) + "\n")
-    print(f"wrote {target.relative_to(ROOT)} ({target.stat().st_size / 1e6:.1f} MB, sha256 {sha256}) and zoo.json")
+    write_zoo_entry(args.name, entry, target)
 
 
 if __name__ == "__main__":

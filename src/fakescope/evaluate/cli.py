@@ -82,6 +82,17 @@ def by_dataset_column(name: str, manifest, named: bool) -> list:
     return [(value, Manifest([s for s in manifest if s.dataset == value], manifest.root)) for value in values]
 
 
+def _load_datasets(data: List[str], split: Optional[str]) -> list:
+    """(name, manifest) per dataset of the DATA arguments, split by a `dataset` column where unnamed."""
+    datasets = []
+    for spec in data:
+        name, manifest, note = load_dataset(spec, split)
+        if note:
+            err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+        datasets.extend(by_dataset_column(name, manifest, named="=" in spec))
+    return datasets
+
+
 def _cell(value: Optional[float]) -> str:
     return "—" if value is None else f"{value:.3f}"
 
@@ -155,12 +166,7 @@ def register(app: typer.Typer) -> None:
                       highlight=False)
             raise typer.Exit(EXIT_USAGE)
         try:
-            datasets = []
-            for spec in data:
-                name, manifest, note = load_dataset(spec, split)
-                if note:
-                    err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
-                datasets.extend(by_dataset_column(name, manifest, named="=" in spec))
+            datasets = _load_datasets(data, split)
             calibration = calibrate_checkpoint(checkpoint, datasets, output, max_false_alarm=max_false_alarm,
                                                band=band, device=device, batch_size=batch_size)
         except FakescopeError as exc:
@@ -204,12 +210,7 @@ def register(app: typer.Typer) -> None:
         from .runner import evaluate
 
         try:
-            datasets = []
-            for spec in data:
-                name, manifest, note = load_dataset(spec, split)
-                if note:
-                    err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
-                datasets.extend(by_dataset_column(name, manifest, named="=" in spec))
+            datasets = _load_datasets(data, split)
             result = evaluate(
                 checkpoint, datasets, device=device, batch_size=batch_size, num_workers=workers,
                 logloss_clip=logloss_clip, grad_cam_masks=grad_cam_masks, video_head=video_head,
