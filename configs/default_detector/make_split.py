@@ -56,8 +56,9 @@ def main() -> None:
     # The same test rows at their original files (the framing each source published), to measure
     # what re-framing buys and to score models trained on other framings fairly.
     origin = reframed_origins(args.reframed)
-    originals = [replace(s, path=origin[s.path]) for s in rows if s.split == "test"]
-    Manifest(originals, Path.cwd()).write(args.out / "test_original.csv")
+    for part in ("val", "test"):
+        originals = [replace(s, path=origin[s.path]) for s in rows if s.split == part]
+        Manifest(originals, Path.cwd()).write(args.out / f"{part}_original.csv")
 
     landmarks: dict = {}
     for name in ("dfdc-faces", "ffpp-c23-faces", "ciplab-faces"):
