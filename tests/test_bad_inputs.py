@@ -297,7 +297,7 @@ def test_folder_scan_gives_each_file_a_status_and_goes_on(tmp_path, shared_dir, 
     assert statuses == {**expected, "missing.mp4": "not_found"}
     for result in report.results:
         if result.ok:
-            assert 0.0 <= result.score <= 1.0 and result.verdict in {"fake", "real"}
+            assert 0.0 <= result.score <= 1.0 and result.verdict in {"fake", "real", "uncertain"}
             assert result.kind == "image" and result.faces_found == 1
         else:
             assert_failed(result, result.status, Path(result.path))
@@ -324,7 +324,7 @@ def _json_results(path: Path) -> dict[str, dict]:
         assert {"path", "status", "score", "verdict", "message"} <= set(r)
         assert r["status"] in STATUS_CODES
         if r["status"] == "ok":
-            assert 0.0 <= r["score"] <= 1.0 and r["verdict"] in {"fake", "real"}
+            assert 0.0 <= r["score"] <= 1.0 and r["verdict"] in {"fake", "real", "uncertain"}
         else:
             assert r["score"] is None and r["verdict"] is None and r["message"]
     return {r["path"]: r for r in results}

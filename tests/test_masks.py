@@ -95,11 +95,11 @@ def test_mask_head_masks_are_crop_sized_and_equal_the_mask_head(default_crops_ru
         assert face.crop_box == [0, 0, width, height]  # --crops: the (square) image is the crop
         assert mask.shape == (height, width)
         sides.append(width)
-        # the PNG is the mask head's P(manipulated) upsampled from its 28x28 grid to the crop, x 255
+        # the PNG is the mask head's P(manipulated) upsampled from its grid (input / 8) to the crop, x 255
         batch = normalise(load_face_crop(result.path, size), default_detector.preprocess)[None]
         with torch.no_grad():
             logits = model(batch)["mask"]
-        assert logits.shape[-2:] == (28, 28)
+        assert logits.shape[-2:] == (size // 8, size // 8)
         expected = torch.sigmoid(F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False))
         assert np.abs(mask.astype(float) - expected[0, 0].numpy() * 255).max() <= 1.0
         assert mask.max() > mask.min()  # a real map, not a constant
@@ -166,9 +166,10 @@ def test_video_frames_get_one_mask_each_and_a_face_free_image_none(default_detec
         mask = _png(face.mask)
         left, top, right, bottom = face.crop_box
         assert mask.shape == (bottom - top, right - left)
-        # the square around the face box with the model's margin (1.3)
+        # the square around the face box with the model's margin (0.7 for the default)
         x1, y1, x2, y2 = face.box
-        assert right - left == pytest.approx(1.3 * max(x2 - x1, y2 - y1), abs=1.5)
+        margin = default_detector.preprocess.margin
+        assert right - left == pytest.approx(margin * max(x2 - x1, y2 - y1), abs=1.5)
         assert face.mask_source == MASK_HEAD
         assert f"_f{face.frame_index:06d}_" in Path(face.mask).name
 
