@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
 import pytest
 
 from fakescope.data.fingerprints import file_fingerprint, recorded
@@ -91,14 +90,14 @@ def test_the_three_ffpp_videos(shared_dir, one_torch_thread):
     assert verdicts == EXPECTED_VIDEO_VERDICTS
 
 
-def test_a_nasa_portrait_is_not_called_fake(one_torch_thread):
+def test_a_nasa_portrait_is_not_called_fake(tmp_path, one_torch_thread):
     """scikit-image's astronaut() (Eileen Collins, a NASA photo): the old default called it FAKE."""
     from PIL import Image
     from skimage import data
 
     from fakescope.scanner import Scanner, ScanSettings
 
-    path = __import__("tempfile").mkdtemp() + "/astronaut.png"
+    path = tmp_path / "astronaut.png"
     Image.fromarray(data.astronaut()).save(path)
     result = Scanner(ScanSettings(device="cpu")).scan(path).results[0]
     assert result.status == "ok" and result.verdict != "fake", result.score

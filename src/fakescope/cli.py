@@ -93,7 +93,8 @@ def scan(
     else:
         _print_summary(report)
     if not quiet:
-        out.print(_decision_text(report.settings), highlight=False, soft_wrap=True)
+        out.print("verdicts: " + _decision_text(report.settings["threshold"], report.settings["uncertain_band"]),
+                  highlight=False, soft_wrap=True)
     if json_path:
         report.write_json(json_path)
         err.print(f"wrote {json_path}", highlight=False)
@@ -117,14 +118,9 @@ def _verdict_text(result: FileResult) -> str:
     return f"[yellow]{result.status}[/yellow]"
 
 
-def _decision_text(settings: dict) -> str:
-    threshold, band = settings["threshold"], settings["uncertain_band"]
-    text = f"verdicts: FAKE from P(fake) {threshold:.3f}"
-    if band:
-        text += f", UNCERTAIN from {threshold - band:.3f}, REAL below"
-    else:
-        text += ", REAL below"
-    return text
+def _decision_text(threshold: float, band: float) -> str:
+    uncertain = f", UNCERTAIN from {threshold - band:.3f}" if band else ""
+    return f"FAKE from P(fake) {threshold:.3f}{uncertain}, REAL below"
 
 
 def _print_single(result: FileResult) -> None:
@@ -197,11 +193,10 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
     for column in ("name", "arch", "trained on", "licence and data terms", "verdicts", "sha256"):
         table.add_column(column, overflow="fold")
     for s in shipped:
+        calibration = s.get("calibration") or {}
+        verdicts = _decision_text(calibration.get("threshold", 0.5), calibration.get("band", 0.0))
         table.add_row(s["name"] + (" (default)" if s["default"] else ""), s["arch"], s["trained_on"], s["license"],
-                      _decision_text({"threshold": s.get("calibration", {}).get("threshold", 0.5),
-                                      "uncertain_band": s.get("calibration", {}).get("band", 0.0)})
-                      .removeprefix("verdicts: ") + (" (calibrated)" if s.get("calibration") else ""),
-                      s["sha256"][:12])
+                      verdicts + (" (calibrated)" if calibration else ""), s["sha256"][:12])
     out.print(table)
 
 

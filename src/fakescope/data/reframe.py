@@ -177,29 +177,23 @@ def _reframe_one(source: str, out_dir: Path, detector, settings: ReframeSettings
 def reframed_origins(folder: str | Path) -> dict[str, str]:
     """Re-framed crop (absolute path) -> the file it was cut from, for every `reframe` output
     folder under `folder` (or `folder` itself), from their records."""
-    out = {}
-    for records in sorted(Path(folder).glob(f"**/{RECORDS}*")):
-        for line in records.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if record.get("status") == "ok":
-                out[str((records.parent / record["path"]).resolve())] = record["source"]
-    return out
+    return {str((records.parent / r["path"]).resolve()): r["source"]
+            for records in sorted(Path(folder).glob(f"**/{RECORDS}*"))
+            for r in _records(records) if r.get("status") == "ok"}
 
 
 def _read_records(out_dir: Path, settings: dict) -> dict[str, dict]:
-    done: dict[str, dict] = {}
-    for path in sorted(out_dir.glob(f"{RECORDS}*")):
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:  # a line cut short by an interrupted run
-                continue
-            if record.get("settings") == settings and (record.get("status") != "ok" or (out_dir / record["path"]).is_file()):
-                done[record["source"]] = record
-    return done
+    return {r["source"]: r for path in sorted(out_dir.glob(f"{RECORDS}*")) for r in _records(path)
+            if r.get("settings") == settings and (r.get("status") != "ok" or (out_dir / r["path"]).is_file())}
+
+
+def _records(path: Path):
+    """The records of one records file, skipping a line cut short by an interrupted run."""
+    for line in path.read_text().splitlines():
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:
+            continue
 
 
 def _finish(manifest: Manifest, out_dir: Path, settings: ReframeSettings, done: dict[str, dict]) -> dict:

@@ -57,16 +57,9 @@ def calibrate_checkpoint(
     except ValueError as exc:
         raise FakescopeError(f"cannot calibrate {checkpoint}: {exc}") from None
     calibration.fitted_on["datasets"] = {name: len(m) for name, m in datasets}
-    write_calibration(source, output, calibration)
     # the rows fitted on choose the model's verdicts: record them as validation data (leakage warnings)
-    _add_val_fingerprints(Path(output), [m.resolve(s.path) for _, m in datasets for s in m])
+    packed = dict(detector.provenance.get("data_fingerprints") or {})
+    packed["val"] = pack(unpack(packed.get("val", "")) | {file_fingerprint(m.resolve(s.path))
+                                                          for _, m in datasets for s in m})
+    write_calibration(source, output, calibration, provenance={"data_fingerprints": packed})
     return calibration
-
-
-def _add_val_fingerprints(path: Path, images: list[Path]) -> None:
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    packed = dict(payload.get("provenance", {}).get("data_fingerprints") or {})
-    known = unpack(packed.get("val", "")) | {file_fingerprint(p) for p in images}
-    packed["val"] = pack(known)
-    payload.setdefault("provenance", {})["data_fingerprints"] = packed
-    torch.save(payload, path)

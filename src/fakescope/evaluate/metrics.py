@@ -77,7 +77,9 @@ def _uncertain_share(y, p, decision: Decision) -> Result:
 
 
 def _in_band(p: np.ndarray, decision: Decision) -> np.ndarray:
-    return (p < decision.threshold) & (p >= decision.threshold - decision.band) if decision.band > 0 else p < 0
+    if decision.band <= 0:
+        return np.zeros(p.shape, bool)
+    return (p < decision.threshold) & (p >= decision.threshold - decision.band)
 
 
 def _acc_decided(y, p, decision: Decision) -> Result:

@@ -154,12 +154,15 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def write_calibration(source: str | Path, target: str | Path, calibration: "Calibration") -> str:
-    """Copy checkpoint `source` to `target` with `calibration` stored in it; returns its sha256."""
+def write_calibration(source: str | Path, target: str | Path, calibration: "Calibration",
+                      provenance: dict[str, Any] | None = None) -> str:
+    """Copy checkpoint `source` to `target` with `calibration` stored in it (and `provenance`
+    keys set, if given); returns its sha256."""
     payload = torch.load(Path(source), map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ModelLoadError(f"{source}: not a fakescope checkpoint")
     payload["calibration"] = calibration.model_dump()
+    payload.setdefault("provenance", {}).update(provenance or {})
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, target)
     return sha256_of(target)

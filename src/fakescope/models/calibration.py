@@ -110,7 +110,10 @@ def fit_calibration(
     labels = np.asarray(labels, dtype=np.float64).ravel()
     if set(np.unique(labels)) != {0.0, 1.0}:
         raise ValueError("calibration needs both real (0) and fake (1) rows")
+    if not 0 <= band < 0.5:
+        raise ValueError(f"band must be in [0, 0.5), got {band}")
     groups = list(groups) if groups is not None else ["all"] * len(labels)
+    group_of = np.asarray(groups)
     weights = cell_weights(labels, groups)
     fit = LogisticRegression(C=np.inf, solver="lbfgs", max_iter=1000)  # no penalty: a 2-parameter fit
     fit.fit(logits[:, None], labels.astype(int), sample_weight=weights)
@@ -119,13 +122,10 @@ def fit_calibration(
         raise ValueError(f"the model ranks these rows backwards (fitted scale {scale:.3f}); not calibrating")
     before, after = _sigmoid(logits), _sigmoid(scale * logits + bias)
 
-    if not 0 <= band < 0.5:
-        raise ValueError(f"band must be in [0, 0.5), got {band}")
+    reals_of = {g: np.sort(after[(group_of == g) & (labels == 0)]) for g in sorted(set(groups))}
+    reals_of = {g: reals for g, reals in reals_of.items() if len(reals)}  # groups without reals do not constrain
     threshold = 0.5 + band
-    for group in sorted(set(groups)):
-        reals = np.sort(after[(np.asarray(groups) == group) & (labels == 0)])
-        if len(reals) == 0:
-            continue
+    for reals in reals_of.values():
         allowed = int(np.floor(max_false_alarm * len(reals)))  # reals that may score >= threshold
         if allowed < len(reals):
             # the (allowed+1)-th highest real must fall below the threshold
@@ -133,10 +133,7 @@ def fit_calibration(
     threshold = min(threshold, 0.99)
     width = threshold - (0.5 - band)  # the uncertain band: from 0.5 - band up to the threshold
 
-    false_alarms = {
-        g: round(float(np.mean(after[(np.asarray(groups) == g) & (labels == 0)] >= threshold)), 4)
-        for g in sorted(set(groups)) if np.any((np.asarray(groups) == g) & (labels == 0))
-    }
+    false_alarms = {g: round(float(np.mean(reals >= threshold)), 4) for g, reals in reals_of.items()}
     return Calibration(
         scale=scale, bias=bias, threshold=threshold, band=width,
         fitted_on={
