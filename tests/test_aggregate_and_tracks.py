@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fakescope.aggregate import AGGREGATORS
-from fakescope.faces import Face, crop_face, iou, link_tracks
+from fakescope.scan.aggregate import AGGREGATORS
+from fakescope.scan.faces import Face, crop_face, iou, link_tracks
 from fakescope.registry import UnknownNameError
 
 

@@ -23,7 +23,7 @@ import fakescope
 import media_factory as mf
 from fakescope import MediaLimits, Scanner, ScanSettings
 from fakescope.errors import STATUS_CODES
-from fakescope.results import EXIT_ALL_SCORED, EXIT_NOTHING_SCORED, EXIT_SOME_FAILED, EXIT_USAGE
+from fakescope.scan.results import EXIT_ALL_SCORED, EXIT_NOTHING_SCORED, EXIT_SOME_FAILED, EXIT_USAGE
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -17,7 +17,7 @@ from fakescope.evaluate.runner import evaluate
 from fakescope.models.base import load_checkpoint, write_calibration
 from fakescope.models.calibration import Calibration, fit_calibration, verdict
 from fakescope.models.zoo import WEIGHTS_DIR
-from fakescope.scanner import Scanner, ScanSettings
+from fakescope.scan.scanner import Scanner, ScanSettings
 
 MESO4_DF = WEIGHTS_DIR / "meso4-df.pt"
 

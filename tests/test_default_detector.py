@@ -83,7 +83,7 @@ def test_held_out_video_faces(held_out_result):
 
 @pytest.mark.slow
 def test_the_three_ffpp_videos(shared_dir, one_torch_thread):
-    from fakescope.scanner import Scanner, ScanSettings
+    from fakescope.scan.scanner import Scanner, ScanSettings
 
     report = Scanner(ScanSettings(device="cpu", frames=16)).scan(shared_dir / "data/ffpp-videos")
     verdicts = {r.path.rsplit("/", 1)[-1]: r.verdict for r in report.results}
@@ -95,7 +95,7 @@ def test_a_nasa_portrait_is_not_called_fake(tmp_path, one_torch_thread):
     from PIL import Image
     from skimage import data
 
-    from fakescope.scanner import Scanner, ScanSettings
+    from fakescope.scan.scanner import Scanner, ScanSettings
 
     path = tmp_path / "astronaut.png"
     Image.fromarray(data.astronaut()).save(path)

@@ -59,7 +59,7 @@ def test_mask_head_is_optional_and_b4_contract():
 
 
 def test_grad_cam_without_mask_head():
-    from fakescope.explain import evidence_maps
+    from fakescope.scan.explain import evidence_maps
 
     maps = evidence_maps(_lite0(mask_head=False).eval(), torch.randn(2, 3, SMALL, SMALL))
     assert maps.shape == (2, SMALL, SMALL) and np.isfinite(maps).all()
@@ -147,7 +147,7 @@ def test_scan_uses_the_mask_head_for_heatmaps(tmp_path, monkeypatch):
     def no_grad_cam(*_args, **_kwargs):
         raise AssertionError("a model with a mask head must not fall back to Grad-CAM")
 
-    monkeypatch.setattr("fakescope.explain.grad_cam", no_grad_cam)
+    monkeypatch.setattr("fakescope.scan.explain.grad_cam", no_grad_cam)
     report = scan(image, crops=True, model=str(path), heatmap_dir=str(tmp_path / "maps"), device="cpu")
     result = report.results[0]
     assert result.status == "ok", result.message

@@ -31,8 +31,8 @@ from media_factory import lossless_video
 from fakescope.data import Manifest
 from fakescope.data.extract import MARKER, REPORT, extract_faces
 from fakescope.errors import FakescopeError
-from fakescope.faces import MTCNNFaceDetector, crop_face
-from fakescope.results import EXIT_ALL_SCORED, EXIT_USAGE
+from fakescope.scan.faces import MTCNNFaceDetector, crop_face
+from fakescope.scan.results import EXIT_ALL_SCORED, EXIT_USAGE
 
 FRAMES = 4
 SIZE = 256

@@ -59,7 +59,7 @@ def test_registered_with_paper_preprocessing_and_defaults():
 
 
 def test_output_contract_and_grad_cam_layer():
-    from fakescope.explain import evidence_maps
+    from fakescope.scan.explain import evidence_maps
 
     model = _small()
     out = check_outputs(model, batch=2, size=SMALL, feature_dim=4096)

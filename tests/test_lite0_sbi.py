@@ -96,7 +96,7 @@ def test_mask_head_finds_the_blend_on_held_out_faces(held_out):
     from sklearn.metrics import roc_auc_score
 
     from fakescope.data.synthesis import SyntheticFakeDataset
-    from fakescope.explain import evidence_maps
+    from fakescope.scan.explain import evidence_maps
 
     ffpp, _ = held_out
     reals = Manifest([s for s in ffpp if s.label == 0], ffpp.root)

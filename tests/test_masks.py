@@ -30,10 +30,10 @@ from fakescope.data.dataset import load_face_crop, normalise
 from fakescope.data.extract import MARKER, extract_faces
 from fakescope.data.layouts import read_layout
 from fakescope.evaluate.metrics import MetricInputError, PixelMetrics, compute_pixel_metrics, mask_iou
-from fakescope.explain import GRAD_CAM, MASK_HEAD, crop_square, overlay, uncrop
-from fakescope.faces import Face, crop_face
+from fakescope.scan.explain import GRAD_CAM, MASK_HEAD, crop_square, overlay, uncrop
+from fakescope.scan.faces import Face, crop_face
 from fakescope.models.zoo import load_detector
-from fakescope.scanner import media_key
+from fakescope.scan.scanner import media_key
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py

@@ -9,7 +9,7 @@ import pytest
 
 from fakescope.data.manifest import Manifest
 from fakescope.data.reframe import ReframeSettings, reframe_crops, reframed_origins
-from fakescope.faces import MTCNNFaceDetector
+from fakescope.scan.faces import MTCNNFaceDetector
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +53,9 @@ def test_faces_kept_non_faces_dropped(reframed, crops):
 def test_reframed_crop_is_what_scan_cuts_from_the_frame(shared_dir, one_torch_thread):
     """A loose crop of a real video frame (margin 1.8, as some sets publish), re-framed at 0.7,
     matches the crop scan cuts from the whole frame at 0.7: one framing, whatever the source."""
-    from fakescope.faces import crop_face
+    from fakescope.scan.faces import crop_face
     from fakescope.data.reframe import reframe_image
-    from fakescope.media import MediaLimits, load_media
+    from fakescope.scan.media import MediaLimits, load_media
 
     _, frames = load_media(shared_dir / "data/ffpp-videos/real/004.mp4", 3, MediaLimits())
     detector = MTCNNFaceDetector(min_face_size=40, min_confidence=0.9)

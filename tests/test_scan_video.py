@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from fakescope import Scanner, ScanSettings, scan
-from fakescope.media import load_media
+from fakescope.scan.media import load_media
 from fakescope.models.calibration import verdict
 from fakescope.models.zoo import DEFAULT_MODEL, load_detector
 

@@ -40,7 +40,7 @@ def real_paths(shared_dir) -> list[Path]:
 @pytest.fixture(scope="module")
 def faces(real_paths):
     """(images, MTCNN 5 points, fitted 68 landmarks) of the real crops, detected once."""
-    from fakescope.faces import MTCNNFaceDetector
+    from fakescope.scan.faces import MTCNNFaceDetector
 
     detector = MTCNNFaceDetector(min_face_size=80, min_confidence=0.9)  # crop faces are large: fast
     images = [load_face_crop(p, SIZE) for p in real_paths]
@@ -55,7 +55,7 @@ def faces(real_paths):
 
 def test_detect_landmarks68_finds_one_face_per_crop(faces):
     images, _, landmarks = faces
-    from fakescope.faces import MTCNNFaceDetector
+    from fakescope.scan.faces import MTCNNFaceDetector
 
     detector = MTCNNFaceDetector(min_face_size=32, min_confidence=0.9)
     found = detect_landmarks68(images[:1] + [np.full((SIZE, SIZE, 3), 127, np.uint8)], detector)

@@ -149,14 +149,14 @@ def _assert_valid_maps(maps, batch, size):
 
 @pytest.mark.parametrize("name", ["resnet50", "xception"])
 def test_grad_cam_on_cnns(name):
-    from fakescope.explain import evidence_maps
+    from fakescope.scan.explain import evidence_maps
 
     maps = evidence_maps(_build(name).eval(), torch.randn(2, 3, SMALL, SMALL))
     _assert_valid_maps(maps, 2, SMALL)
 
 
 def test_grad_cam_on_vit_reaches_the_patch_grid(vit):
-    from fakescope.explain import grad_cam  # what evidence_maps runs for a model without a mask head
+    from fakescope.scan.explain import grad_cam  # what evidence_maps runs for a model without a mask head
 
     torch.manual_seed(3)
     maps = grad_cam(vit.eval(), torch.randn(1, 3, 224, 224))

@@ -11,16 +11,16 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from fakescope.aggregate import video_head_probability, video_windows
+from fakescope.models.video import video_head_probability, video_windows
 from fakescope.cli import app
 from fakescope.data.dataset import FaceCropDataset
 from fakescope.data.manifest import Manifest, Sample
 from fakescope.errors import FakescopeError
-from fakescope.faces import crop_face
-from fakescope.media import load_media
+from fakescope.scan.faces import crop_face
+from fakescope.scan.media import load_media
 from fakescope.models.base import PreprocessSpec, build_model, load_checkpoint, save_checkpoint
 from fakescope.models.m2tr import IMAGENET_MEAN, IMAGENET_STD
-from fakescope.scanner import Scanner, ScanSettings
+from fakescope.scan.scanner import Scanner, ScanSettings
 
 SMALL = 64
 FRAMES = 4

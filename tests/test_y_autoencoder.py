@@ -429,7 +429,7 @@ def test_cli_imports_classnseg_and_keeps_mesonet_rules(shared_dir, tmp_path):
 
 
 def test_video_score_policy_mean_is_the_mean_of_frame_probabilities():
-    from fakescope.aggregate import AGGREGATORS
+    from fakescope.scan.aggregate import AGGREGATORS
 
     assert AGGREGATORS.get("mean")([[0.2, 0.4], [0.9]]) == pytest.approx(0.5)
     assert math.isclose(AGGREGATORS.get("mean")([[0.7]]), 0.7)

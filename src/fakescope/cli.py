@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .errors import FakescopeError
-from .results import EXIT_INTERNAL, EXIT_USAGE, FileResult, ScanReport
+from .scan.results import EXIT_INTERNAL, EXIT_USAGE, FileResult, ScanReport
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -60,9 +60,9 @@ def scan(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the summary table."),
 ) -> None:
     """Score every face in images and videos; a verdict per face track, frame and file."""
-    from .media import MediaLimits
+    from .scan.media import MediaLimits
     from .models.zoo import DEFAULT_MODEL
-    from .scanner import Scanner, ScanSettings
+    from .scan.scanner import Scanner, ScanSettings
 
     settings = ScanSettings(
         model=model or DEFAULT_MODEL, frames=frames, run_length=run_length, crops=crops, aggregation=aggregation,

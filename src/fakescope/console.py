@@ -7,7 +7,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .results import EXIT_USAGE
+from .scan.results import EXIT_USAGE
 
 # Piped output (files, CI logs) gets wide lines instead of rich's 80-column default.
 out = Console(width=None if sys.stdout.isatty() else 160)

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..faces import crop_face
+from ..scan.faces import crop_face
 from ..models.base import PreprocessSpec
 from .manifest import Manifest
 

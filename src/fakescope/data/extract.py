@@ -49,8 +49,8 @@ import numpy as np
 
 from .. import __version__
 from ..errors import FakescopeError, MediaError
-from ..faces import Face, MTCNNFaceDetector, crop_face, link_tracks
-from ..media import MediaLimits, load_media
+from ..scan.faces import Face, MTCNNFaceDetector, crop_face, link_tracks
+from ..scan.media import MediaLimits, load_media
 from ..models.base import MIN_CROP_MARGIN
 from .manifest import Manifest, Sample
 
@@ -215,7 +215,7 @@ def extract_faces(
                              f"{(frames_per_video // run_length or 1) * run_length} frames")
     if detector is not None and workers > 1:
         raise FakescopeError("a ready detector can only be used with workers=1 (each worker builds its own MTCNN)")
-    from ..scanner import resolve_device
+    from ..device import resolve_device
 
     device = str(resolve_device(device))  # "auto" -> cuda or cpu; a bad name fails here, not in every worker
     started = time.perf_counter()

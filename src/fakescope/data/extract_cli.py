@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..errors import FakescopeError
-from ..results import EXIT_ALL_SCORED, EXIT_NOTHING_SCORED, EXIT_SOME_FAILED
+from ..scan.results import EXIT_ALL_SCORED, EXIT_NOTHING_SCORED, EXIT_SOME_FAILED
 
 from ..console import err as _err  # noqa: E402
 from ..console import fail as _fail  # noqa: E402

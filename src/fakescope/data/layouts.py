@@ -25,7 +25,7 @@ from collections import Counter
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Optional, Sequence
 
-from ..media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from ..scan.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from ..registry import Registry
 from .manifest import Manifest, ManifestError, Sample
 

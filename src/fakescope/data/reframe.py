@@ -31,7 +31,7 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
-from ..faces import MTCNNFaceDetector, crop_face
+from ..scan.faces import MTCNNFaceDetector, crop_face
 from .manifest import Manifest
 
 log = logging.getLogger(__name__)

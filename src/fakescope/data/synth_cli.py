@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..errors import FakescopeError
-from ..results import EXIT_USAGE
+from ..scan.results import EXIT_USAGE
 
 _out = Console(width=None if sys.stdout.isatty() else 160)
 _err = Console(stderr=True, soft_wrap=True)
@@ -71,7 +71,7 @@ def synth(
         _fail(f"{out_dir}: exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    from ..faces import MTCNNFaceDetector
+    from ..scan.faces import MTCNNFaceDetector
 
     detector = MTCNNFaceDetector(device=device, min_face_size=32, min_confidence=0.9)
     dataset = SyntheticFakeDataset(reals, PreprocessSpec(input_size=size), kind=kind, seed=seed, p_fake=1.0,

@@ -158,7 +158,7 @@ def detect_landmarks68(
     None keeps the detector's own `min_face_size`.
     """
     if detector is None:
-        from ..faces import MTCNNFaceDetector
+        from ..scan.faces import MTCNNFaceDetector
 
         detector = MTCNNFaceDetector(min_face_size=32, min_confidence=0.9)
     own_min = getattr(detector, "min_face_size", None)
@@ -431,7 +431,7 @@ class LandmarkCache:
     def get(self, key: str, image: np.ndarray) -> np.ndarray | None:
         if key not in self.entries:
             if self.detector is None:
-                from ..faces import MTCNNFaceDetector
+                from ..scan.faces import MTCNNFaceDetector
 
                 self.detector = MTCNNFaceDetector(min_face_size=32, min_confidence=0.9)
             lm = detect_landmarks68([image], self.detector)[0]

@@ -38,7 +38,7 @@ def calibrate_checkpoint(
     max_false_alarm: float = 0.05, band: float = 0.1, device: str | torch.device = "auto",
     batch_size: int = 64, num_workers: int = 0,
 ) -> Calibration:
-    from .runner import resolve_device
+    from ..device import resolve_device
 
     source = Path(checkpoint)
     if not source.is_file():

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import FakescopeError
-from ..results import EXIT_USAGE
+from ..scan.results import EXIT_USAGE
 
 from ..console import err, out  # noqa: E402
 

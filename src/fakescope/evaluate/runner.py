@@ -37,7 +37,8 @@ import torch
 
 from ..data.dataset import FaceCropDataset, load_mask
 from ..data.manifest import Manifest
-from ..aggregate import check_video_head, frame_features, video_head_probability
+from ..device import resolve_device
+from ..models.video import check_video_head, frame_features, video_head_probability
 from ..errors import FakescopeError
 from ..inference import predict_scores
 from ..models.zoo import load_detector
@@ -97,12 +98,6 @@ class EvaluationResult:
 
     def predictions_of(self, name: str) -> list[Prediction]:
         return [p for p in self.predictions if p.dataset == name]
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    from ..scanner import resolve_device as _resolve
-
-    return device if isinstance(device, torch.device) else _resolve(device)
 
 
 def _check_files(name: str, manifest: Manifest) -> None:
@@ -165,7 +160,7 @@ def _score_with_masks(
     from PIL import Image
     from torch.utils.data import DataLoader
 
-    from ..explain import crop_square, forgery_maps, uncrop
+    from ..scan.explain import crop_square, forgery_maps, uncrop
 
     model = detector.model
     was_training = model.training

@@ -85,6 +85,7 @@ from ..data.synthesis import SyntheticFakeDataset
 from ..errors import FakescopeError
 from ..models.base import MODELS, TRAIN_STATE_FORMAT, DetectorModel, PreprocessSpec, build_model, save_checkpoint
 from .augment import Augmenter, build_augmenter
+from ..device import resolve_device
 from .config import OPERATIONAL_KEYS, ConfigError, SplitSource, SynthesisSection, TrainConfig
 from .sam import SAM
 
@@ -165,17 +166,10 @@ class _Distributed:
 
 
 def _resolve_device(name: str, local_rank: Optional[int]) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"train.device: {name} asked for, but no CUDA GPU is available here; use cpu or auto")
-        if local_rank is not None:  # one GPU per process under torchrun
-            device = torch.device("cuda", local_rank)
-        elif device.index is None:
-            device = torch.device("cuda", torch.cuda.current_device())
-    return device
+    try:
+        return resolve_device(name, local_rank)
+    except FakescopeError as exc:
+        raise ConfigError(f"train.device: {exc.message}") from None
 
 
 # ---------------------------------------------------------------------------- data

@@ -18,15 +18,17 @@ from typing import Callable, Iterable, Optional, Sequence
 import numpy as np
 import torch
 
-from . import __version__
-from .aggregate import AGGREGATORS, check_video_head, frame_features, video_head_probability
-from .errors import FakescopeError
+from .. import __version__
+from .aggregate import AGGREGATORS
+from ..models.video import check_video_head, frame_features, video_head_probability
+from ..device import resolve_device
+from ..errors import FakescopeError
 from .explain import crop_square, forgery_maps, overlay
 from .faces import FACE_DETECTORS, Face, crop_face, link_tracks
 from .media import MEDIA_EXTENSIONS, Frame, MediaLimits, load_media
-from .models.base import LoadedDetector
-from .models.calibration import verdict
-from .models.zoo import DEFAULT_MODEL, load_detector
+from ..models.base import LoadedDetector
+from ..models.calibration import verdict
+from ..models.zoo import DEFAULT_MODEL, load_detector
 from .results import FaceResult, FileResult, FrameResult, ScanReport, TrackResult
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,9 @@ class ScanSettings:
     threshold: Optional[float] = None
     uncertain_band: Optional[float] = None
     device: str = "auto"
+    # which runtime scores faces: "onnx" (ONNX Runtime, fastest on CPU), "torch", or "auto" (ONNX Runtime
+    # on CPU where the model has an ONNX file and needs no Grad-CAM or video head; PyTorch otherwise)
+    backend: str = "auto"
     batch_size: int = 32
     min_face_size: int = 64  # pixels, in the original frame; MTCNN's cost grows fast below this
     detection_max_side: int = 640  # frames are downscaled to this for face detection
@@ -54,18 +59,6 @@ class ScanSettings:
     # order) instead of the mean face P(fake); the file's score is then the max over voting tracks
     video_head: Optional[str] = None
     limits: MediaLimits = field(default_factory=MediaLimits)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise FakescopeError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise FakescopeError(f"device {device!r} asked for, but no CUDA GPU is available here; use --device cpu")
-    return resolved
 
 
 def expand_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, Optional[FileResult]]]:

@@ -11,7 +11,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .registry import Registry
+from ..registry import Registry
 
 
 @dataclass

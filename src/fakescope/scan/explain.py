@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .models.base import DetectorModel
+from ..models.base import DetectorModel
 
 MASK_HEAD = "mask_head"
 GRAD_CAM = "grad_cam"

@@ -1,70 +1,25 @@
-"""Video-level scores from face scores, or from a model's video head.
+"""A model's video heads: one P(fake) for a face track or video from its faces' features.
 
-A policy receives one list of P(fake) per face track (one track per person)
-and returns one P(fake) for the video. Register new ones with `@AGGREGATORS.register`.
-
-A model with video heads (`DetectorModel.video_heads`) scores a whole track instead,
-from its faces' per-frame features: `video_head_probability`. `scan --video-head` and
-`evaluate --video-head` both go through it, so a track or video is scored the same way.
+A model with video heads (`DetectorModel.video_heads`) scores a whole track from its
+faces' per-frame features. `scan --video-head` and `evaluate --video-head` both go
+through `video_head_probability`, so a track or video is scored the same way.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
-from .errors import FakescopeError
-from .registry import Registry
+from ..errors import FakescopeError
 
-Aggregator = Callable[[Sequence[Sequence[float]]], float]
-AGGREGATORS: Registry[Aggregator] = Registry("aggregation policy")
-
-
-@AGGREGATORS.register("max_track_mean")
-def max_track_mean(tracks: Sequence[Sequence[float]]) -> float:
-    """Default: a video is as fake as its most suspicious person, judged over all
-    of that person's frames (one swapped face among real ones is caught, and a
-    single noisy frame does not decide)."""
-    return float(max(np.mean(t) for t in tracks))
-
-
-@AGGREGATORS.register("mean")
-def mean_of_all(tracks: Sequence[Sequence[float]]) -> float:
-    """Mean over every scored face."""
-    return float(np.mean(np.concatenate([np.asarray(t, dtype=float) for t in tracks])))
-
-
-@AGGREGATORS.register("confident")
-def confident_strategy(tracks: Sequence[Sequence[float]], high: float = 0.8, low: float = 0.2) -> float:
-    """The DFDC winner's rule (Seferbekov, 2020): when many faces are confidently
-    fake (more than 11 and more than 40% of them), average only those; when over
-    90% are confidently real, average those; otherwise the plain mean."""
-    scores = np.concatenate([np.asarray(t, dtype=float) for t in tracks])
-    confident_fake = scores[scores > high]
-    if len(confident_fake) > 11 and len(confident_fake) > len(scores) // 2.5:
-        return float(confident_fake.mean())
-    confident_real = scores[scores < low]
-    if len(confident_real) > 0.9 * len(scores):
-        return float(confident_real.mean())
-    return float(scores.mean())
-
-
-@AGGREGATORS.register("fraction_above")
-def fraction_above(tracks: Sequence[Sequence[float]], threshold: float = 0.5) -> float:
-    """Share of faces scored above 0.5."""
-    scores = np.concatenate([np.asarray(t, dtype=float) for t in tracks])
-    return float((scores > threshold).mean())
-
-
-# ----------------------------------------------------------------------------- video heads
 
 
 def check_video_head(model, arch: str, head: str) -> None:
     """A one-line FakescopeError (usage) unless `model` has the video head `head`."""
     heads = tuple(getattr(model, "video_heads", ()) or ())
     if not heads:
-        from .models.base import MODELS
+        from .base import MODELS
 
         having = [f"{name} ({', '.join(cls.video_heads)})" for name, cls in MODELS.items() if cls.video_heads]
         raise FakescopeError(
