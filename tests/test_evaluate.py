@@ -281,6 +281,7 @@ def test_predicted_masks_are_mapped_onto_non_square_faces_and_resized_masks(tmp_
     from fakescope.data.manifest import Manifest, Sample
     from fakescope.evaluate.runner import _score_with_masks
     from fakescope.models.base import PreprocessSpec
+    from fakescope.models.predictor import Predictor
 
     Image.fromarray(np.zeros((100, 200, 3), np.uint8)).save(tmp_path / "face.png")
     top = np.zeros((100, 200), np.uint8)
@@ -294,7 +295,8 @@ def test_predicted_masks_are_mapped_onto_non_square_faces_and_resized_masks(tmp_
     for half, mask in (("top", "top.png"), ("top", "top_small.png"), ("left", "left.png")):
         manifest = Manifest([Sample("face.png", 1, mask=mask), Sample("face.png", 0)], tmp_path)
         detector = SimpleNamespace(model=_HalfMaskModel(half), preprocess=preprocess, name="stub")
-        scores, pixels, counts, note = _score_with_masks("d", manifest, detector, torch.device("cpu"), 2, 0, False)
+        predictor = Predictor(detector, device="cpu", batch_size=2, backend="torch")
+        scores, pixels, counts, note = _score_with_masks("d", manifest, predictor, False, 0)
         out = pixels.result()
         assert note is None and counts["source"] == "mask_head" and counts["n_real_implied"] == 1
         assert out["iou"] == pytest.approx(1.0), (half, mask)

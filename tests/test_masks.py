@@ -30,7 +30,8 @@ from fakescope.data.dataset import load_face_crop, normalise
 from fakescope.data.extract import MARKER, extract_faces
 from fakescope.data.layouts import read_layout
 from fakescope.evaluate.metrics import MetricInputError, PixelMetrics, compute_pixel_metrics, mask_iou
-from fakescope.scan.explain import GRAD_CAM, MASK_HEAD, crop_square, overlay, uncrop
+from fakescope.scan.explain import GRAD_CAM, MASK_HEAD, overlay, uncrop
+from fakescope.scan.faces import crop_square
 from fakescope.scan.faces import Face, crop_face
 from fakescope.models.zoo import load_detector
 from fakescope.scan.scanner import media_key

@@ -22,9 +22,18 @@ class UnknownNameError(FakescopeError, KeyError):
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str):
+    """`populate`, if given, is called once before the first lookup: it imports the modules whose
+    decorators register the implementations, so importing the registry itself stays cheap."""
+
+    def __init__(self, kind: str, populate: Callable[[], object] | None = None):
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._populate = populate
+
+    def _ensure(self) -> None:
+        if self._populate is not None:
+            populate, self._populate = self._populate, None
+            populate()
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
@@ -36,21 +45,26 @@ class Registry(Generic[T]):
         return decorator
 
     def get(self, name: str) -> T:
+        self._ensure()
         try:
             return self._items[name]
         except KeyError:
             raise UnknownNameError(self.unknown_message(name)) from None
 
     def unknown_message(self, name: str) -> str:
+        self._ensure()
         close = difflib.get_close_matches(name, list(self._items), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         return f"Unknown {self.kind} {name!r}.{hint} Known: {', '.join(sorted(self._items))}."
 
     def __contains__(self, name: object) -> bool:
+        self._ensure()
         return name in self._items
 
     def __iter__(self) -> Iterator[str]:
+        self._ensure()
         return iter(sorted(self._items))
 
     def items(self) -> list[tuple[str, T]]:
+        self._ensure()
         return sorted(self._items.items())

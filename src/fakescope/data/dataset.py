@@ -9,7 +9,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..scan.faces import crop_face
-from ..models.base import PreprocessSpec
+from ..models.spec import PreprocessSpec, normalise_crops
 from .manifest import Manifest
 
 
@@ -23,10 +23,7 @@ def load_face_crop(path, size: int) -> np.ndarray:
 
 
 def normalise(image: np.ndarray, preprocess: PreprocessSpec) -> torch.Tensor:
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
-    mean = torch.tensor(preprocess.mean).view(3, 1, 1)
-    std = torch.tensor(preprocess.std).view(3, 1, 1)
-    return (tensor - mean) / std
+    return torch.from_numpy(normalise_crops(image, preprocess))
 
 
 class FaceCropDataset(Dataset):

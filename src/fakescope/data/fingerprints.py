@@ -17,12 +17,21 @@ from typing import Iterable, Mapping
 DIGITS = 12
 
 
-def file_fingerprint(path: str | Path) -> str:
-    digest = hashlib.sha1()
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes, read in 1 MiB chunks (checkpoints, ONNX files, images)."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
-    return digest.hexdigest()[:DIGITS]
+    return digest.hexdigest()
+
+
+def sha256_of(path: str | Path) -> str:
+    return file_digest(path, "sha256")
+
+
+def file_fingerprint(path: str | Path) -> str:
+    return file_digest(path, "sha1")[:DIGITS]
 
 
 def pack(fingerprints: Iterable[str]) -> str:

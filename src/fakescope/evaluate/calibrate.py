@@ -17,7 +17,7 @@ from ..data.dataset import FaceCropDataset
 from ..data.fingerprints import file_fingerprint, pack, unpack
 from ..data.manifest import Manifest
 from ..errors import FakescopeError
-from ..inference import predict_scores
+from ..models.predictor import Predictor
 from ..models.base import write_calibration
 from ..models.calibration import Calibration, fit_calibration
 from ..models.zoo import load_detector
@@ -26,11 +26,9 @@ from ..models.zoo import load_detector
 def raw_logits(detector, manifest: Manifest, device: torch.device, batch_size: int = 64,
                num_workers: int = 0) -> np.ndarray:
     """The model's uncalibrated fake logits for every row, in manifest order."""
-    model = detector.raw_model().to(device)
-    logits: list[np.ndarray] = []
-    predict_scores(model, FaceCropDataset(manifest, detector.preprocess), device, batch_size, num_workers,
-                   on_output=lambda out: logits.append(out["logits"].float().cpu().numpy()))
-    return np.concatenate(logits) if logits else np.zeros(0)
+    detector.raw_model()
+    predictor = Predictor(detector, device=device, batch_size=batch_size, backend="torch")
+    return predictor.predict(FaceCropDataset(manifest, detector.preprocess), num_workers=num_workers).logits
 
 
 def calibrate_checkpoint(

@@ -7,7 +7,7 @@ video) where the manifest has video ids, and per-manipulation-method metrics.
 Video level with `video_head="NAME"` (`evaluate --video-head NAME`), for a model with
 that video head: a video's P(fake) is the head's, over its frames' features ordered by
 the manifest's `frame` column (manifest order where a frame has no index), in windows
-where the model caps them (`aggregate.video_head_probability`, as `scan --video-head`
+where the model caps them (`models.video.video_head_probability`, as `scan --video-head`
 scores a face track); frame-level metrics are unchanged. A frame without a video id is
 a one-frame video, as in the mean.
 
@@ -38,10 +38,9 @@ import torch
 from ..data.dataset import FaceCropDataset, load_mask
 from ..data.manifest import Manifest
 from ..device import resolve_device
-from ..models.video import check_video_head, frame_features, video_head_probability
+from ..models.video import check_video_head, video_head_probability
 from ..errors import FakescopeError
-from ..inference import predict_scores
-from ..models.zoo import load_detector
+from ..models.predictor import Predictor, frame_features_of, open_detector
 from .metrics import Decision, PixelMetrics, compute_metrics, compute_video_metrics
 
 
@@ -151,31 +150,27 @@ def per_method(predictions: Sequence[Prediction], logloss_clip: Optional[float] 
 
 
 def _score_with_masks(
-    name: str, manifest: Manifest, detector, device: torch.device, batch_size: int, num_workers: int,
-    grad_cam_masks: bool, features: Optional[list] = None,
+    name: str, manifest: Manifest, predictor, grad_cam_masks: bool, num_workers: int,
+    features: Optional[list] = None,
 ) -> tuple[np.ndarray, Optional[PixelMetrics], Optional[dict], Optional[str]]:
-    """Scores (as `predict_scores` gives them) and, from the same forward passes, pixel metrics
+    """Scores (as `Predictor.predict` gives them) and, from the same forward passes, pixel metrics
     of the predicted masks against the manifest's masks: (scores, accumulator, extra counts, note).
     A `features` list is filled with each sample's (D,) features (for a video head)."""
     from PIL import Image
-    from torch.utils.data import DataLoader
 
-    from ..scan.explain import crop_square, forgery_maps, uncrop
+    from ..scan.explain import uncrop
+    from ..scan.faces import crop_square
 
-    model = detector.model
-    was_training = model.training
-    model.eval()
-    loader = DataLoader(FaceCropDataset(manifest, detector.preprocess), batch_size=batch_size, shuffle=False,
-                        num_workers=num_workers)
+    detector = predictor.detector
     pixels = PixelMetrics()
     counts = {"source": None, "n_real_implied": 0, "n_fake_without_mask": 0}
     scores = []
     source_known = False
     try:
-        for batch in loader:
-            maps = forgery_maps(model, batch["image"].to(device), allow_grad_cam=grad_cam_masks)
+        for batch, maps in predictor.dataset_batches(FaceCropDataset(manifest, detector.preprocess), num_workers,
+                                                     maps=True, grad_cam=grad_cam_masks):
             if features is not None:
-                features.extend(frame_features(maps.output, detector.name))
+                features.extend(frame_features_of(maps.output, detector.name))
             scores.append(np.asarray(maps.scores, dtype=float))
             if not source_known:
                 counts["source"], source_known = maps.source, True
@@ -203,8 +198,6 @@ def _score_with_masks(
                 pixels.add(predicted, truth, sample.label)
     except OSError as exc:
         raise FakescopeError(f"dataset {name!r}: cannot read an image or mask: {exc}", code="corrupt") from None
-    finally:
-        model.train(was_training)
     all_scores = np.concatenate(scores) if scores else np.zeros(0)
     if counts["source"] is None:
         masked = sum(s.mask is not None for s in manifest)
@@ -214,7 +207,7 @@ def _score_with_masks(
     return all_scores, pixels, counts, None
 
 
-def video_head_scores(model, samples: Sequence, features: Sequence[torch.Tensor], head: str) -> list[float]:
+def video_head_scores(model, samples: Sequence, features: Sequence[np.ndarray], head: str) -> list[float]:
     """Per sample, the P(fake) of its video by the video head `head` (see the module docstring).
 
     A video is (method, video id) as for the mean; its frames go in `frame` order (manifest
@@ -230,7 +223,7 @@ def video_head_scores(model, samples: Sequence, features: Sequence[torch.Tensor]
         for members in groups.values():
             if all(samples[i].frame is not None for i in members):
                 members = sorted(members, key=lambda i: samples[i].frame)  # stable: ties keep manifest order
-            probability, _ = video_head_probability(model, torch.stack([features[i] for i in members]), head)
+            probability, _ = video_head_probability(model, np.stack([features[i] for i in members]), head)
             for i in members:
                 out[i] = probability
     finally:
@@ -247,10 +240,13 @@ def evaluate(
     logloss_clip: Optional[float] = None,
     grad_cam_masks: bool = False,
     video_head: Optional[str] = None,
+    backend: str = "auto",
 ) -> EvaluationResult:
     """Score every sample of every (name, manifest) with the detector's own preprocessing;
     pixel metrics too where a manifest has masks, video scores from the model's video head
-    `video_head` if given (see the module docstring)."""
+    `video_head` if given (see the module docstring). `backend` as for scan: "auto" runs a
+    shipped model's (or a `.onnx` file's) ONNX Runtime graph on the CPU unless Grad-CAM masks or
+    a video head need PyTorch."""
     if not datasets:
         raise FakescopeError("no dataset to evaluate on")
     names = [name for name, _ in datasets]
@@ -263,10 +259,12 @@ def evaluate(
         _check_files(name, manifest)
 
     torch_device = resolve_device(device)
-    detector = load_detector(checkpoint_or_name)
-    model = detector.model.to(torch_device)
+    detector = open_detector(checkpoint_or_name, backend, torch_device,
+                             need_torch=video_head is not None or grad_cam_masks)
+    predictor = Predictor(detector, device=torch_device, batch_size=batch_size, backend=backend,
+                          grad_cam=grad_cam_masks)
     if video_head is not None:
-        check_video_head(model, detector.arch, video_head)
+        check_video_head(detector.model, detector.arch, video_head)
     use_head = video_head is not None
     decision = Decision(detector.threshold, detector.band)
     warnings = leakage_warnings(detector, datasets)
@@ -278,18 +276,20 @@ def evaluate(
         features: Optional[list] = [] if use_head else None
         if any(s.mask is not None for s in manifest):
             scores, accumulator, counts, pixel_note = _score_with_masks(
-                name, manifest, detector, torch_device, batch_size, num_workers, grad_cam_masks, features,
+                name, manifest, predictor, grad_cam_masks, num_workers, features,
             )
             if accumulator is not None:
                 pixel = {**accumulator.result(), **counts}
         else:
             try:
-                keep = (lambda out: features.extend(frame_features(out, detector.name))) if use_head else None
-                scores = predict_scores(model, FaceCropDataset(manifest, detector.preprocess), torch_device,
-                                        batch_size, num_workers, on_output=keep)
+                predicted = predictor.predict(FaceCropDataset(manifest, detector.preprocess), features=use_head,
+                                              num_workers=num_workers)
+                scores = predicted.scores
+                if use_head:
+                    features.extend(predicted.features)
             except OSError as exc:  # an unreadable or truncated image (PIL raises OSError subclasses)
                 raise FakescopeError(f"dataset {name!r}: cannot read an image: {exc}", code="corrupt") from None
-        video_scores = (video_head_scores(model, manifest.samples, features, video_head) if use_head
+        video_scores = (video_head_scores(detector.model, manifest.samples, features, video_head) if use_head
                         else [None] * len(manifest))
         rows = [
             Prediction(name, str(manifest.resolve(s.path)), s.label, float(score), s.video, s.method, video_score)

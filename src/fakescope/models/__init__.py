@@ -1,13 +1,26 @@
-"""Detector architectures; importing this package registers them all."""
-from . import asrid  # noqa: F401  (asrid)
-from . import efficientnet  # noqa: F401  (efficientnet_lite0, efficientnet_b4)
-from . import f3net  # noqa: F401  (f3net)
-from . import gramnet  # noqa: F401  (gramnet)
-from . import m2tr  # noqa: F401  (m2tr)
-from . import mat  # noqa: F401  (mat)
-from . import mesonet  # noqa: F401  (meso4, mesoinception4)
-from . import timm_classifiers  # noqa: F401  (resnet50, xception, vit_b16)
-from . import y_autoencoder  # noqa: F401  (y_autoencoder)
-from .base import MODELS, DetectorModel, LoadedDetector, PreprocessSpec, build_model, load_checkpoint, save_checkpoint
+"""Detector architectures, one module per family, each registered in `base.MODELS`.
 
-__all__ = ["MODELS", "DetectorModel", "LoadedDetector", "PreprocessSpec", "build_model", "load_checkpoint", "save_checkpoint"]
+The families (and PyTorch) are imported on the registry's first lookup, not here, so the
+torch-free parts (`spec`, `calibration`, `onnx`, `predictor`, `zoo`) import cheaply.
+"""
+from __future__ import annotations
+
+import importlib
+
+#: the modules whose decorators register the architectures (base.MODELS imports them on first use)
+FAMILIES = ("asrid", "efficientnet", "f3net", "gramnet", "m2tr", "mat", "mesonet", "timm_classifiers", "y_autoencoder")
+
+_FROM_BASE = ("MODELS", "DetectorModel", "LoadedDetector", "PreprocessSpec", "build_model", "load_checkpoint",
+              "save_checkpoint")
+__all__ = list(_FROM_BASE)
+
+
+def import_families() -> None:
+    for family in FAMILIES:
+        importlib.import_module(f"{__name__}.{family}")
+
+
+def __getattr__(name: str):
+    if name in _FROM_BASE:
+        return getattr(importlib.import_module(f"{__name__}.base"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,16 +12,16 @@ normalises faces exactly as the model was trained.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from pydantic import BaseModel, Field
 from torch import nn
 
+from ..data.fingerprints import sha256_of
 from ..errors import ModelLoadError
 from ..registry import Registry
+from .spec import MIN_CROP_MARGIN, PreprocessSpec  # noqa: F401  (part of the contract; torch-free)
 
 if TYPE_CHECKING:
     from .calibration import Calibration
@@ -29,21 +29,6 @@ if TYPE_CHECKING:
 CHECKPOINT_FORMAT = "fakescope-checkpoint"
 TRAIN_STATE_FORMAT = "fakescope-train-state"  # a run's last.pt: model, optimiser and progress, for --resume
 CHECKPOINT_VERSION = 1
-
-#: the smallest crop margin: below 1 a crop is the inner part of the face box (for models trained on
-#: tight face crops, such as the shared DFDC and FF++ c23 sets; see data/reframe.py)
-MIN_CROP_MARGIN = 0.5
-
-
-class PreprocessSpec(BaseModel):
-    """How a face must be prepared for a model."""
-
-    input_size: int = Field(256, gt=0)
-    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)  # applied to RGB scaled to [0, 1]
-    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    margin: float = Field(1.3, ge=MIN_CROP_MARGIN)  # crop side = margin x the longer face-box side
-    face_detector: str = "mtcnn"
-
 
 class DetectorModel(nn.Module):
     """Base class every registered detector derives from."""
@@ -106,7 +91,13 @@ class DetectorModel(nn.Module):
         return images
 
 
-MODELS: Registry[type[DetectorModel]] = Registry("detector architecture")
+def _import_families() -> None:
+    from . import import_families
+
+    import_families()
+
+
+MODELS: Registry[type[DetectorModel]] = Registry("detector architecture", populate=_import_families)
 
 
 def build_model(arch: str, **kwargs: Any) -> DetectorModel:
@@ -146,14 +137,6 @@ def _architecture_kwargs(arch: str, kwargs: dict[str, Any] | None) -> dict[str, 
     return {k: v for k, v in (kwargs or {}).items() if k not in drop}
 
 
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def write_calibration(source: str | Path, target: str | Path, calibration: "Calibration",
                       provenance: dict[str, Any] | None = None) -> str:
     """Copy checkpoint `source` to `target` with `calibration` stored in it (and `provenance`
@@ -176,7 +159,8 @@ class LoadedDetector:
     (for fine-tuning, or refitting the calibration)."""
 
     def __init__(self, model: DetectorModel, arch: str, preprocess: PreprocessSpec, provenance: dict, name: str,
-                 calibration: "Calibration | None" = None, arch_kwargs: dict | None = None):
+                 calibration: "Calibration | None" = None, arch_kwargs: dict | None = None,
+                 sha256: str | None = None):
         from .calibration import Calibration, attach
 
         self.model = model.eval()
@@ -185,6 +169,7 @@ class LoadedDetector:
         self.preprocess = preprocess
         self.provenance = provenance
         self.name = name
+        self.sha256 = sha256  # of the checkpoint file it was loaded from (keys the ONNX export cache)
         self.calibration = calibration or Calibration()
         self._hook = attach(self.model, self.calibration) if not self.calibration.is_identity else None
 
@@ -208,8 +193,8 @@ def load_checkpoint(path: str | Path, expected_sha256: str | None = None) -> Loa
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"checkpoint {path} does not exist")
+    actual = sha256_of(path)
     if expected_sha256 is not None:
-        actual = sha256_of(path)
         if actual != expected_sha256:
             raise ModelLoadError(f"{path}: sha256 {actual} does not match the expected {expected_sha256}")
     try:
@@ -236,4 +221,4 @@ def load_checkpoint(path: str | Path, expected_sha256: str | None = None) -> Loa
 
     calibration = Calibration(**payload["calibration"]) if payload.get("calibration") else None
     return LoadedDetector(model, payload["arch"], preprocess, payload.get("provenance", {}), name=path.name,
-                          calibration=calibration, arch_kwargs=payload.get("arch_kwargs"))
+                          calibration=calibration, arch_kwargs=payload.get("arch_kwargs"), sha256=actual)

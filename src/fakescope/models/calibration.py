@@ -16,11 +16,13 @@ z' = a z + b without knowing about it. Video-head logits are not recalibrated.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
-import torch
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:  # torch is imported only where a model runs
+    import torch
 
 FAKE, REAL, UNCERTAIN = "fake", "real", "uncertain"
 

@@ -14,8 +14,7 @@ Two forms:
 * `evidence_maps` / `grad_cam`: (B, H, W) maps at the input size, Grad-CAM scaled to
   peak 1 per crop (what the model looks at, whatever its score).
 
-`crop_square` is the square `faces.crop_face` cuts, in frame pixels, so a map of the
-crop can be placed back on its frame (`uncrop`).
+`uncrop` places a map of a crop (`faces.crop_square`) back on its frame.
 """
 from __future__ import annotations
 
@@ -23,10 +22,6 @@ from typing import Optional
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
-
-from ..models.base import DetectorModel
 
 MASK_HEAD = "mask_head"
 GRAD_CAM = "grad_cam"
@@ -39,15 +34,15 @@ def _size(size) -> tuple[int, int]:
 
 
 class ForgeryMaps:
-    """P(fake) and per-pixel P(manipulated) maps of a batch of face crops."""
+    """P(fake) and per-pixel P(manipulated) maps of a batch of face crops (NumPy: any backend)."""
 
-    def __init__(self, scores: np.ndarray, source: Optional[str], maps: Optional[torch.Tensor],
+    def __init__(self, scores: np.ndarray, source: Optional[str], maps: Optional[np.ndarray],
                  output: Optional[dict] = None):
-        self.scores = scores  # (B,) P(fake)
+        self.scores = np.asarray(scores)  # (B,) P(fake)
         self.output = output  # the model's output dict of the scoring pass (its "features", for video heads)
         self.source = source  # "mask_head", "grad_cam", or None (no map: no mask head, Grad-CAM not allowed)
-        # (B, 1, h, w) at the model's resolution: mask logits (mask_head) or scaled CAM in [0, 1] (grad_cam)
-        self._maps = maps
+        # (B, 1, h, w) float32 at the model's resolution: mask logits (mask_head) or scaled CAM in [0, 1] (grad_cam)
+        self._maps = None if maps is None else np.asarray(maps, dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -57,33 +52,41 @@ class ForgeryMaps:
         return None if self._maps is None else tuple(self._maps.shape[-2:])
 
     def at(self, i: int, size) -> np.ndarray:
-        """Crop i's map upsampled to `size` (int or (height, width)): float32 in [0, 1]."""
+        """Crop i's map upsampled to `size` (int or (height, width)): float32 in [0, 1]. Bilinear with
+        half-pixel centres (PyTorch's align_corners=False); mask logits are resized before the sigmoid."""
         if self._maps is None:
             raise ValueError("no forgery maps: the model has no mask head and Grad-CAM was not allowed")
-        upsampled = F.interpolate(self._maps[i : i + 1], size=_size(size), mode="bilinear", align_corners=False)[0, 0]
+        height, width = _size(size)
+        upsampled = cv2.resize(self._maps[i, 0], (width, height), interpolation=cv2.INTER_LINEAR)
         if self.source == MASK_HEAD:
-            upsampled = torch.sigmoid(upsampled)
-        return upsampled.clamp_(0.0, 1.0).numpy().astype(np.float32, copy=False)
+            upsampled = 1.0 / (1.0 + np.exp(-upsampled))
+        return np.clip(upsampled, 0.0, 1.0).astype(np.float32, copy=False)
 
 
-def forgery_maps(model: DetectorModel, batch: torch.Tensor, allow_grad_cam: bool = True) -> ForgeryMaps:
-    """One forward pass (with gradients only for Grad-CAM): scores and maps of `batch`.
+def forgery_maps(model, batch, allow_grad_cam: bool = True) -> ForgeryMaps:
+    """One PyTorch forward pass (with gradients only for Grad-CAM): scores and maps of `batch`.
 
     Without a mask head and with `allow_grad_cam=False`, only scores come back (source None).
+    (`models.predictor.Predictor.maps` is the entry point; it also serves ONNX Runtime.)
     """
+    import torch
+
     with torch.inference_mode():
         out = model(batch)
     scores = torch.sigmoid(out["logits"].float()).cpu()
     if out.get("mask") is not None:
-        return ForgeryMaps(scores.numpy(), MASK_HEAD, out["mask"].float().cpu(), out)
+        return ForgeryMaps(scores.numpy(), MASK_HEAD, out["mask"].float().cpu().numpy(), out)
     if not allow_grad_cam:
         return ForgeryMaps(scores.numpy(), None, None, out)
     cam = grad_cam(model, batch, low_res=True)
-    return ForgeryMaps(scores.numpy(), GRAD_CAM, cam * scores.view(-1, 1, 1, 1), out)
+    return ForgeryMaps(scores.numpy(), GRAD_CAM, (cam * scores.view(-1, 1, 1, 1)).numpy(), out)
 
 
-def evidence_maps(model: DetectorModel, batch: torch.Tensor) -> np.ndarray:
+def evidence_maps(model, batch) -> np.ndarray:
     """(B, H, W) maps in [0, 1] at the input size; high = where the model sees forgery."""
+    import torch
+    import torch.nn.functional as F
+
     size = batch.shape[-2:]
     with torch.no_grad():
         out = model(batch)
@@ -93,8 +96,11 @@ def evidence_maps(model: DetectorModel, batch: torch.Tensor) -> np.ndarray:
     return grad_cam(model, batch)
 
 
-def _grad_cam_raw(model: DetectorModel, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _grad_cam_raw(model, batch):
     """(B, 1, h, w) ReLU'd Grad-CAM at `cam_layer()`'s resolution (not normalised), and the logits."""
+    import torch
+    import torch.nn.functional as F
+
     captured: dict[str, torch.Tensor] = {}
 
     def keep(_module, _inputs, output):
@@ -116,12 +122,14 @@ def _grad_cam_raw(model: DetectorModel, batch: torch.Tensor) -> tuple[torch.Tens
     return cam, logits.detach()
 
 
-def grad_cam(model: DetectorModel, batch: torch.Tensor, low_res: bool = False):
+def grad_cam(model, batch, low_res: bool = False):
     """Grad-CAM (Selvaraju et al., ICCV 2017) of the fake logit at `model.cam_layer()`, peak 1 per crop.
 
     (B, H, W) numpy at the input size; with `low_res=True` a (B, 1, h, w) CPU tensor at
     the layer's own resolution (what `forgery_maps` upsamples to other sizes).
     """
+    import torch.nn.functional as F
+
     cam, _ = _grad_cam_raw(model, batch)
     if low_res:
         return (cam / cam.flatten(1).max(1).values.clamp_min(1e-8).view(-1, 1, 1, 1)).cpu()
@@ -138,16 +146,6 @@ def overlay(face_rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.n
 
 
 # ----------------------------------------------------------------------------- crop geometry
-
-
-def crop_square(box, margin: float) -> tuple[int, int, int, int]:
-    """(left, top, right, bottom) in frame pixels of the square `faces.crop_face` cuts
-    around `box` (it may reach outside the frame, where crop_face pads with edge pixels)."""
-    x1, y1, x2, y2 = box
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    side = max(x2 - x1, y2 - y1) * margin
-    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
-    return left, top, left + int(round(side)), top + int(round(side))
 
 
 def uncrop(crop_map: np.ndarray, square: tuple[int, int, int, int], frame_hw: tuple[int, int]) -> np.ndarray:

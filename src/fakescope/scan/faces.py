@@ -111,14 +111,21 @@ def _resize(image: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
 
 
-def crop_face(image: np.ndarray, box, margin: float, size: int) -> np.ndarray:
-    """Square crop around the box centre, side = margin x the longer box side,
-    padded with edge pixels where it leaves the frame, resized to size x size."""
+def crop_square(box, margin: float) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) in frame pixels of the square crop around `box`: centred on it,
+    side = margin x the longer box side. It may reach outside the frame (`crop_face` pads there);
+    a map of the crop is placed back on its frame with `explain.uncrop`."""
     x1, y1, x2, y2 = box
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     side = max(x2 - x1, y2 - y1) * margin
     left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
-    right, bottom = left + int(round(side)), top + int(round(side))
+    return left, top, left + int(round(side)), top + int(round(side))
+
+
+def crop_face(image: np.ndarray, box, margin: float, size: int) -> np.ndarray:
+    """The `crop_square` of `box`, padded with edge pixels where it leaves the frame, resized to
+    size x size."""
+    left, top, right, bottom = crop_square(box, margin)
     height, width = image.shape[:2]
     pad = max(0, -left, -top, right - width, bottom - height)
     if pad:

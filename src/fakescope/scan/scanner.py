@@ -1,4 +1,4 @@
-"""The main job: media -> faces -> detector -> aggregate -> ScanResult.
+"""The main job: media -> faces -> detector (one Predictor) -> aggregate -> ScanResult.
 
 One `Scanner` owns the whole path; the CLI and the Python API call it. Every
 failure of one input becomes a `FileResult` status, and the scan goes on.
@@ -11,24 +11,24 @@ import math
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
-import torch
 
 from .. import __version__
-from .aggregate import AGGREGATORS
-from ..models.video import check_video_head, frame_features, video_head_probability
 from ..device import resolve_device
 from ..errors import FakescopeError
-from .explain import crop_square, forgery_maps, overlay
-from .faces import FACE_DETECTORS, Face, crop_face, link_tracks
-from .media import MEDIA_EXTENSIONS, Frame, MediaLimits, load_media
-from ..models.base import LoadedDetector
 from ..models.calibration import verdict
-from ..models.zoo import DEFAULT_MODEL, load_detector
+from ..models.predictor import Predictor, check_backend, frame_features_of, open_detector
+from ..models.video import check_video_head, video_head_probability
+from ..models.zoo import DEFAULT_MODEL
+from .aggregate import AGGREGATORS
+from .explain import overlay
+from .faces import FACE_DETECTORS, Face, crop_face, crop_square, link_tracks
+from .media import MEDIA_EXTENSIONS, Frame, MediaInfo, MediaLimits, load_media
 from .results import FaceResult, FileResult, FrameResult, ScanReport, TrackResult
 
 log = logging.getLogger(__name__)
@@ -79,15 +79,22 @@ def expand_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, Optional[File
 
 
 class Scanner:
-    def __init__(self, settings: ScanSettings | None = None, detector: LoadedDetector | None = None):
+    def __init__(self, settings: ScanSettings | None = None, detector=None):
+        """`detector`: a ready LoadedDetector or OnnxDetector instead of `settings.model`."""
         self.settings = settings or ScanSettings()
         if self.settings.run_length < 1 or self.settings.frames % self.settings.run_length:
             raise FakescopeError(f"--frames {self.settings.frames} must be a multiple of --run-length "
                                  f"{self.settings.run_length} (runs of consecutive frames)")
+        check_backend(self.settings.backend)
         self.device = resolve_device(self.settings.device)
         AGGREGATORS.get(self.settings.aggregation)  # fail early on a typo
-        self.detector = detector or load_detector(self.settings.model)
-        self.model = self.detector.model.to(self.device).eval()
+        if self.settings.video_head is not None and self.settings.aggregation != "max_track_mean":
+            raise FakescopeError(
+                f"--aggregation {self.settings.aggregation} combines face scores; with --video-head each "
+                "track has one score and a file's score is the max over its voting tracks (max_track_mean)")
+        self.detector = detector or self._open_detector()
+        self.predictor = Predictor(self.detector, device=self.device, batch_size=self.settings.batch_size,
+                                   backend=self.settings.backend, grad_cam=self._wants_maps)
         self.preprocess = self.detector.preprocess
         self.threshold = self.detector.threshold if self.settings.threshold is None else self.settings.threshold
         self.band = self.detector.band if self.settings.uncertain_band is None else self.settings.uncertain_band
@@ -95,16 +102,25 @@ class Scanner:
             raise FakescopeError(f"threshold {self.threshold} must be in (0, 1) and the uncertain band below it "
                                  f"({self.band}) narrower than the threshold")
         if self.settings.video_head is not None:
-            if self.settings.aggregation != "max_track_mean":
-                raise FakescopeError(
-                    f"--aggregation {self.settings.aggregation} combines face scores; with --video-head each "
-                    "track has one score and a file's score is the max over its voting tracks (max_track_mean)")
-            check_video_head(self.model, self.detector.arch, self.settings.video_head)
+            check_video_head(self.detector.model, self.detector.arch, self.settings.video_head)
         self._face_detector = None
-        self._mean = torch.tensor(self.preprocess.mean, device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(self.preprocess.std, device=self.device).view(1, 3, 1, 1)
-        if self.device.type == "cpu":
-            torch.set_num_threads(os.cpu_count() or 1)
+
+    @property
+    def _wants_maps(self) -> bool:
+        return bool(self.settings.heatmap_dir or self.settings.masks_dir)
+
+    def _open_detector(self):
+        """ONNX Runtime where the settings allow it (no PyTorch import); PyTorch where the scan needs
+        the model itself: a video head, or Grad-CAM maps of a model without a mask head."""
+        settings = self.settings
+        detector = open_detector(settings.model, settings.backend, self.device,
+                                 need_torch=settings.video_head is not None)
+        if getattr(detector, "backend", None) == "onnx" and self._wants_maps and not detector.has_mask:
+            if settings.backend == "onnx":
+                raise FakescopeError(f"--heatmap/--masks: model {detector.name!r} has no mask head, and its Grad-CAM "
+                                     "maps need PyTorch: use --backend torch or auto")
+            detector = open_detector(settings.model, "torch", self.device)
+        return detector
 
     @property
     def face_detector(self):
@@ -122,39 +138,67 @@ class Scanner:
         self, paths: str | Path | Sequence[str | Path], on_file_done: Callable[[FileResult], None] | None = None,
         on_files_found: Callable[[int], None] | None = None,
     ) -> ScanReport:
+        """Scan every input. The next file decodes in a thread while this one is detected and scored
+        (PyAV, ONNX Runtime and PyTorch release the GIL), so both cores stay busy on a folder."""
         if isinstance(paths, (str, Path)):
             paths = [paths]
         inputs = expand_inputs(paths)
         if on_files_found:
             on_files_found(len(inputs))
+        if not self.settings.crops and any(ready is None for _, ready in inputs):
+            self.face_detector  # built once, before any file's clock starts
         results = []
-        for path, ready in inputs:
-            result = ready or self.scan_file(path)
-            results.append(result)
-            if on_file_done:
-                on_file_done(result)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fakescope-decode") as decoder:
+            pending = [(path, ready, None if ready else decoder.submit(self._decode, path)) for path, ready in inputs[:1]]
+            for position in range(len(inputs)):
+                path, ready, decoding = pending.pop(0)
+                if position + 1 < len(inputs):  # start decoding the next file now
+                    next_path, next_ready = inputs[position + 1]
+                    pending.append((next_path, next_ready, None if next_ready else decoder.submit(self._decode, next_path)))
+                result = ready or self._finish(path, decoding.result())
+                results.append(result)
+                if on_file_done:
+                    on_file_done(result)
         return ScanReport(results=results, model=self.model_info(), settings=self.settings_info(), version=__version__)
 
     def model_info(self) -> dict:
         return {
             "name": self.detector.name, "arch": self.detector.arch,
             "preprocess": self.preprocess.model_dump(), "provenance": self.detector.provenance,
-            "device": str(self.device),
+            "device": str(self.device), "backend": self.predictor.backend,
         }
 
     def settings_info(self) -> dict:
         info = asdict(self.settings)
         info["limits"] = asdict(self.settings.limits)
         info["threshold"], info["uncertain_band"] = self.threshold, self.band  # as used (the model's unless set)
+        info["backend"] = self.predictor.backend
         return info
 
     def scan_file(self, path: str | Path) -> FileResult:
         path = Path(path)
         if not self.settings.crops:
             self.face_detector  # build MTCNN before the clock starts, so timings are the file's own
+        return self._finish(path, self._decode(path))
+
+    # ------------------------------------------------------------------ stages
+    def _decode(self, path: Path) -> "_Decoded":
+        """Stage 1, media: the sampled frames, or the error that stopped decoding (kept for `_finish`)."""
         started = time.perf_counter()
         try:
-            result = self._scan_file(path)
+            info, frames = load_media(path, self.settings.frames, self.settings.limits,
+                                      run_length=self.settings.run_length)
+            return _Decoded(info, frames, None, time.perf_counter() - started)
+        except BaseException as exc:  # noqa: BLE001 - re-raised or reported in _finish, on the caller's thread
+            return _Decoded(None, None, exc, time.perf_counter() - started)
+
+    def _finish(self, path: Path, decoded: "_Decoded") -> FileResult:
+        """Stages 2-5 on the decoded frames; every failure becomes the file's status."""
+        started = time.perf_counter()
+        try:
+            if decoded.error is not None:
+                raise decoded.error
+            result = self._analyse(path, decoded)
         except FakescopeError as exc:
             result = FileResult(path=str(path), status=exc.code, message=exc.message)
         except MemoryError:
@@ -162,22 +206,14 @@ class Scanner:
         except Exception as exc:  # never a traceback at the user; keep the detail in the log
             log.debug("unexpected error on %s", path, exc_info=True)
             result = FileResult(path=str(path), status="internal_error", message=f"{path}: {type(exc).__name__}: {exc}")
-        result.seconds = time.perf_counter() - started
+        result.seconds = decoded.seconds + time.perf_counter() - started
         return result
 
-    # ------------------------------------------------------------------ stages
-    def _scan_file(self, path: Path) -> FileResult:
-        timings: dict[str, float] = {}
+    def _analyse(self, path: Path, decoded: "_Decoded") -> FileResult:
+        info, frames = decoded.info, decoded.frames
+        timings: dict[str, float] = {"decode": decoded.seconds}
         t0 = time.perf_counter()
-        info, frames = load_media(path, self.settings.frames, self.settings.limits, run_length=self.settings.run_length)
-        timings["decode"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        if self.settings.crops:
-            faces_per_frame = [[Face(box=(0.0, 0.0, float(f.image.shape[1]), float(f.image.shape[0])), score=1.0)]
-                               for f in frames]
-        else:
-            faces_per_frame = self.face_detector.detect([f.image for f in frames])
+        faces_per_frame = self._detect_faces(frames)
         timings["face_detection"] = time.perf_counter() - t0
 
         result = FileResult(
@@ -186,32 +222,71 @@ class Scanner:
             warnings=list(info.warnings), message="; ".join(info.warnings) or None,
         )
         t0 = time.perf_counter()
-        self._score_faces(path, frames, faces_per_frame, result)
-        timings["model"] = time.perf_counter() - t0
-        if not result.faces:
-            result.status, result.score, result.verdict = "no_face", None, None
-            result.message = f"{path}: no face found in {len(frames)} frame(s) analysed"
-        return result
-
-    def _score_faces(self, path: Path, frames: list[Frame], faces_per_frame: list[list[Face]], result: FileResult) -> None:
         tracks = link_tracks(faces_per_frame)
         track_of = {(link.frame_position, link.face_index): t for t, track in enumerate(tracks) for link in track.links}
+        keys, crops, squares = self._crops(frames, faces_per_frame)
+        scores, features, written = self._predict(path, frames, keys, crops, squares, track_of)
+        timings["model"] = time.perf_counter() - t0
+        self._pack_faces(result, frames, faces_per_frame, dict(zip(keys, scores)), squares, track_of, written)
+        if not result.faces:
+            result.status, result.score, result.verdict = "no_face", None, None
+            result.message = (f"{path}: no face of at least {self.settings.min_face_size} px found in {len(frames)} "
+                              "frame(s) analysed (smaller faces: --min-face)")
+            return result
+        feature_of = dict(zip(keys, features)) if features is not None else {}
+        self._vote(result, frames, tracks, dict(zip(keys, scores)), feature_of)
+        return result
+
+    def _detect_faces(self, frames: list[Frame]) -> list[list[Face]]:
+        """Stage 2, faces: each frame's faces (with --crops the whole picture is the face)."""
+        if self.settings.crops:
+            return [[Face(box=(0.0, 0.0, float(f.image.shape[1]), float(f.image.shape[0])), score=1.0)]
+                    for f in frames]
+        return self.face_detector.detect([f.image for f in frames])
+
+    def _crops(self, frames: list[Frame], faces_per_frame: list[list[Face]]):
+        """Stage 3a: every face's crop at the model's margin and size, with its key (frame position,
+        face index) and its square in frame pixels."""
         margin = 1.0 if self.settings.crops else self.preprocess.margin
         size = self.preprocess.input_size
-
-        keys, crops = [], []
+        keys, crops, squares = [], [], {}
         for position, (frame, faces) in enumerate(zip(frames, faces_per_frame)):
             for face_index, face in enumerate(faces):
-                keys.append((position, face_index))
+                key = (position, face_index)
+                keys.append(key)
+                squares[key] = crop_square(face.box, margin)
                 crops.append(crop_face(frame.image, face.box, margin, size))
-        squares = {key: crop_square(faces_per_frame[key[0]][key[1]].box, margin) for key in keys}
-        if crops and (self.settings.heatmap_dir or self.settings.masks_dir):
-            scores, features, written = self._predict_with_maps(path, frames, keys, crops, squares, track_of)
-        else:
-            (scores, features), written = self._predict(crops), {}
+        return keys, crops, squares
 
-        score_of = dict(zip(keys, scores))
-        feature_of = dict(zip(keys, features)) if features is not None else {}
+    def _predict(self, path: Path, frames, keys, crops, squares, track_of):
+        """Stage 3b, the detector: P(fake) per crop, features with a video head (else None), and per
+        face key the FaceResult fields of the --heatmap/--masks PNGs written from the same pass."""
+        want_features = self.settings.video_head is not None
+        if not crops:
+            return [], ([] if want_features else None), {}
+        if not self._wants_maps:
+            predicted = self.predictor.predict_crops(crops, features=want_features)
+            return predicted.scores.tolist(), predicted.features, {}
+        heatmap_dir = Path(self.settings.heatmap_dir) if self.settings.heatmap_dir else None
+        masks_dir = Path(self.settings.masks_dir) if self.settings.masks_dir else None
+        for folder in (heatmap_dir, masks_dir):
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+        stem = media_key(path)
+        scores: list[float] = []
+        features: Optional[list] = [] if want_features else None
+        written: dict = {}
+        for which, batch in self.predictor.crop_batches(crops):
+            maps = self.predictor.maps(batch)
+            if features is not None:
+                features.extend(frame_features_of(maps.output, self.detector.name))
+            self._write_maps(maps, crops[which], keys[which], stem, frames, squares, track_of,
+                             heatmap_dir, masks_dir, written)
+            scores.extend(float(s) for s in maps.scores)
+        return scores, features, written
+
+    def _pack_faces(self, result: FileResult, frames, faces_per_frame, score_of, squares, track_of, written) -> None:
+        """Stage 4: FrameResult per sampled frame (its most suspicious face) and FaceResult per face."""
         for position, (frame, faces) in enumerate(zip(frames, faces_per_frame)):
             frame_scores = [score_of[(position, i)] for i in range(len(faces))]
             result.frames.append(FrameResult(frame.index, round(frame.timestamp, 4), len(faces),
@@ -226,9 +301,9 @@ class Scanner:
                     crop_box=list(squares[key]), **written.get(key, {}),
                 ))
         result.faces_found = len(result.faces)
-        if not result.faces:
-            return
 
+    def _vote(self, result: FileResult, frames, tracks, score_of, feature_of) -> None:
+        """Stage 5, aggregate: a score and verdict per track, then the file's from the voting tracks."""
         longest = len(tracks[0].links)
         head = self.settings.video_head
         voting: list[list[float]] = []
@@ -239,8 +314,8 @@ class Scanner:
             if head is None:
                 score, source, windows = float(np.mean(track_scores)), "frame_mean", None
             else:
-                track_features = torch.stack([feature_of[(link.frame_position, link.face_index)] for link in links])
-                score, windows = video_head_probability(self.model, track_features, head)
+                track_features = np.stack([feature_of[(link.frame_position, link.face_index)] for link in links])
+                score, windows = video_head_probability(self.detector.model, track_features, head)
                 source = f"video_head:{head}"
             if used:
                 # with a video head a track is one score: max_track_mean over them is the max over tracks
@@ -255,46 +330,6 @@ class Scanner:
         result.score = AGGREGATORS.get(self.settings.aggregation)(voting)
         result.verdict = verdict(result.score, self.threshold, self.band)
         result.from_threshold = round(result.score - self.threshold, 4)
-
-    def _to_batch(self, crops: list[np.ndarray]) -> torch.Tensor:
-        batch = torch.from_numpy(np.stack(crops)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
-        return (batch - self._mean) / self._std
-
-    def _predict(self, crops: list[np.ndarray]) -> tuple[list[float], Optional[list[torch.Tensor]]]:
-        """P(fake) per crop and, with a video head, each crop's (D,) features (CPU; else None)."""
-        scores: list[float] = []
-        features: Optional[list[torch.Tensor]] = [] if self.settings.video_head else None
-        with torch.inference_mode():
-            for i in range(0, len(crops), self.settings.batch_size):
-                out = self.model(self._to_batch(crops[i : i + self.settings.batch_size]))
-                scores.extend(torch.sigmoid(out["logits"].float()).cpu().tolist())
-                if features is not None:
-                    features.extend(frame_features(out, self.detector.name))
-        return scores, features
-
-    def _predict_with_maps(self, path: Path, frames, keys, crops, squares, track_of) -> tuple[list[float], Optional[list], dict]:
-        """Scores and forgery maps from the same forward pass; writes the --heatmap and --masks PNGs.
-
-        Returns the scores, the features (as `_predict`; None without a video head) and, per face
-        key, the FaceResult fields of what was written."""
-        heatmap_dir = Path(self.settings.heatmap_dir) if self.settings.heatmap_dir else None
-        masks_dir = Path(self.settings.masks_dir) if self.settings.masks_dir else None
-        for folder in (heatmap_dir, masks_dir):
-            if folder is not None:
-                folder.mkdir(parents=True, exist_ok=True)
-        stem = media_key(path)
-        scores: list[float] = []
-        features: Optional[list[torch.Tensor]] = [] if self.settings.video_head else None
-        written: dict = {}
-        for i in range(0, len(crops), self.settings.batch_size):
-            chunk = crops[i : i + self.settings.batch_size]
-            maps = forgery_maps(self.model, self._to_batch(chunk))
-            if features is not None:
-                features.extend(frame_features(maps.output, self.detector.name))
-            self._write_maps(maps, chunk, keys[i : i + len(chunk)], stem, frames, squares, track_of,
-                             heatmap_dir, masks_dir, written)
-            scores.extend(float(s) for s in maps.scores)
-        return scores, features, written
 
     def _write_maps(self, maps, chunk, chunk_keys, stem, frames, squares, track_of, heatmap_dir, masks_dir,
                     written: dict) -> None:
@@ -315,6 +350,16 @@ class Scanner:
                 Image.fromarray(np.round(probability * 255.0).astype(np.uint8)).save(target)  # 2-D uint8: mode L
                 fields["mask"] = str(target)
             written[key] = fields
+
+
+@dataclass
+class _Decoded:
+    """What stage 1 hands on: the media's info and sampled frames, or the error that stopped it."""
+
+    info: Optional[MediaInfo]
+    frames: Optional[list[Frame]]
+    error: Optional[BaseException]
+    seconds: float
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

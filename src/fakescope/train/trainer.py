@@ -86,6 +86,7 @@ from ..errors import FakescopeError
 from ..models.base import MODELS, TRAIN_STATE_FORMAT, DetectorModel, PreprocessSpec, build_model, save_checkpoint
 from .augment import Augmenter, build_augmenter
 from ..device import resolve_device
+from ..models.predictor import Predictor
 from .config import OPERATIONAL_KEYS, ConfigError, SplitSource, SynthesisSection, TrainConfig
 from .sam import SAM
 
@@ -1075,25 +1076,23 @@ class _Run:
         dist.broadcast(tensor, 0)
         return float(tensor.item())
 
-    @torch.no_grad()
+    def _predictor(self, model) -> Predictor:
+        """The one predictor (models/predictor.py) over the model as it is now, on the run's device."""
+        return Predictor.for_model(model, self.preprocess, device=self.device, amp=self.use_amp,
+                                   memory_format=self.memory_format)
+
     def _validate(self, bar) -> dict:
         if self.sequence is not None:
             return self._validate_clips(bar)
-        model = self.module
-        model.eval()
         batch_size = self.cfg.data.val_batch_size or 2 * self.cfg.data.batch_size
         loader = self._loader(self.val_ds, batch_size)
         task = bar.add_task("validating", total=len(loader), info="")
         logits, labels = [], []
-        for batch in loader:
-            with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
-                images = batch["image"].to(self.device, non_blocking=True, memory_format=self.memory_format)
-                out = model(images)["logits"]
-            logits.append(out.float().cpu())
+        for batch, out in self._predictor(self.module).dataset_batches(loader):
+            logits.append(torch.from_numpy(out["logits"]))
             labels.append(batch["label"].float())
             bar.update(task, advance=1)
         bar.remove_task(task)
-        model.train()
         return self._frame_metrics(torch.cat(logits), torch.cat(labels))
 
     def _frame_metrics(self, logits_t: torch.Tensor, labels_t: torch.Tensor) -> dict:
@@ -1104,29 +1103,24 @@ class _Run:
         acc = float(np.mean((probs >= 0.5) == (y == 1)))
         return {"val_loss": loss, "val_auc": auc, "val_auc_mean": auc_mean, "val_acc": acc, "n": int(len(y))}
 
-    @torch.no_grad()
     def _validate_clips(self, bar) -> dict:
         """Tiled val clips: the frame metrics on every val row (each frame's logit from a clip
         holding it; eval mode scores a frame the same in any clip), the video metrics on the
         mean probability of each video's clips under the video head."""
-        model, k = self.clip_model, self.sequence.frames
-        model.eval()
+        k = self.sequence.frames
         batch_size = self.cfg.data.val_batch_size or 2 * self.cfg.data.batch_size
         loader = self._loader(self.val_ds, batch_size)
         task = bar.add_task("validating", total=len(loader), info="")
         manifest = self.val_ds.manifest
         frame_logits = torch.full((len(manifest),), float("nan"))
         video_probs: list[list[float]] = [[] for _ in self.val_ds.videos]
-        for batch in loader:
-            frames = batch["image"].flatten(0, 1).to(self.device, non_blocking=True, memory_format=self.memory_format)
-            with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
-                out = model(frames, k)
+        clip_forward = lambda model, clips: model(clips.flatten(0, 1), k)  # noqa: E731 - (B, K, C, H, W) clips
+        for batch, out in self._predictor(self.clip_model).dataset_batches(loader, call=clip_forward):
             frame_logits[batch["rows"].flatten()] = out["logits"].float().cpu()
             for video, p in zip(batch["video"].tolist(), torch.sigmoid(out["video_logits"].float()).cpu().tolist()):
                 video_probs[video].append(p)
             bar.update(task, advance=1)
         bar.remove_task(task)
-        model.train()
         labels_t = torch.tensor([float(s.label) for s in manifest.samples])
         metrics = self._frame_metrics(frame_logits, labels_t)
         probs = np.array([np.mean(p) for p in video_probs])
