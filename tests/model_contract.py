@@ -4,13 +4,11 @@
 - ``check_parameter_count``: within ``tolerance`` of a published reference count.
 - ``check_one_step_lowers_loss``: one optimiser step on a fixed batch lowers the
   training loss the trainer would compute (BCE + the model's own ``training_losses``).
-- ``check_onnx_matches``: exports with the TorchScript exporter and compares ONNX
-  Runtime's logits with PyTorch's.
+- ``check_onnx_matches``: exports with fakescope's exporter (`fakescope export`) and compares
+  ONNX Runtime's logits with PyTorch's.
 """
 from __future__ import annotations
 
-import io
-import warnings
 
 import numpy as np
 import torch
@@ -85,34 +83,26 @@ def _freeze_dropout(model: torch.nn.Module) -> None:
             module.eval()
 
 
-def check_onnx_matches(model, size: int, batch: int = 2, atol: float = 1e-4, opset: int = 17) -> float:
-    """Export ``model`` (eval) to ONNX, run it with ONNX Runtime on CPU and return the
-    largest absolute logit difference, asserting it is within ``atol``."""
-    import onnxruntime as ort
+def check_onnx_matches(model, size: int, batch: int = 2, atol: float = 1e-4, tmp_dir=None) -> float:
+    """Export ``model`` (eval) with fakescope's own exporter (what `fakescope export` runs), load it
+    as an OnnxDetector, run it with ONNX Runtime on CPU and return the largest absolute logit
+    difference from PyTorch, asserting it is within ``atol``."""
+    import tempfile
+    from pathlib import Path
+
+    from fakescope.models.base import LoadedDetector, PreprocessSpec
+    from fakescope.models.onnx import OnnxDetector, export_onnx
 
     model.eval()
+    detector = LoadedDetector(model, "contract", PreprocessSpec(input_size=size), {}, name="contract")
     torch.manual_seed(1)
     x = torch.randn(batch, 3, size, size)
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
-        torch.onnx.export(
-            _LogitsOnly(model).eval(), (x,), buffer, input_names=["image"], output_names=["logits"],
-            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset, dynamo=False,
-        )
-    session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
-    (onnx_logits,) = session.run(None, {"image": x.numpy()})
+    with tempfile.TemporaryDirectory(dir=tmp_dir) as folder:
+        path = Path(folder) / "model.onnx"
+        export_onnx(detector, path)
+        onnx_logits = OnnxDetector(path).run(x.numpy())["logits"]
     with torch.no_grad():
         torch_logits = model(x)["logits"].numpy()
     diff = float(np.abs(onnx_logits - torch_logits).max())
     assert diff <= atol, f"ONNX logits differ from PyTorch's by {diff:.2e}"
     return diff
-
-
-class _LogitsOnly(torch.nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model(x)["logits"]

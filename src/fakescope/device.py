@@ -24,8 +24,12 @@ class CpuDevice:
 
 
 def torch_available() -> bool:
+    """Whether PyTorch can be imported, without importing it (that costs seconds)."""
     import importlib.util
+    import sys
 
+    if "torch" in sys.modules:  # imported already, or blocked (None)
+        return sys.modules["torch"] is not None
     return importlib.util.find_spec("torch") is not None
 
 
