@@ -11,7 +11,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal, Optional
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -102,7 +102,7 @@ def check_file(path: Path, limits: MediaLimits) -> None:
 
 def load_media(
     path: str | Path, num_frames: int = 32, limits: MediaLimits = MediaLimits(), exact_frames: bool = False,
-    run_length: int = 1,
+    run_length: int = 1, on_frame: Optional[Callable[[Frame], None]] = None,
 ) -> tuple[MediaInfo, list[Frame]]:
     """Decode an image, or sample `num_frames` frames evenly over a whole video.
 
@@ -115,6 +115,9 @@ def load_media(
     models, which look at frame-to-frame changes): num_frames / K runs (num_frames
     must be a multiple of K), each centred on one of equal slices of the video, so
     the runs still cover the whole video. Every frame of a run is decoded.
+
+    `on_frame`, if given, receives each kept frame as soon as it is decoded (the scanner detects
+    faces on them while the rest decode); the returned list holds the same objects.
     """
     if run_length < 1 or num_frames % run_length:
         raise ValueError(f"num_frames ({num_frames}) must be a multiple of run_length ({run_length})")
@@ -122,8 +125,11 @@ def load_media(
     check_file(path, limits)
     image = _try_open_image(path)
     if image is not None:
-        return _decode_image(path, image, limits)
-    return _sample_video(path, num_frames, limits, exact_frames, run_length)
+        info, frames = _decode_image(path, image, limits)
+        if on_frame is not None:
+            on_frame(frames[0])
+        return info, frames
+    return _sample_video(path, num_frames, limits, exact_frames, run_length, on_frame)
 
 
 # ----------------------------------------------------------------------------- images
@@ -161,7 +167,7 @@ def _decode_image(path: Path, image: Image.Image, limits: MediaLimits) -> tuple[
 
 
 def _sample_video(path: Path, num_frames: int, limits: MediaLimits, exact_frames: bool,
-                  run_length: int = 1) -> tuple[MediaInfo, list[Frame]]:
+                  run_length: int = 1, on_frame=None) -> tuple[MediaInfo, list[Frame]]:
     import av
 
     try:
@@ -186,11 +192,11 @@ def _sample_video(path: Path, num_frames: int, limits: MediaLimits, exact_frames
         info = _video_info(path, container, stream, limits)
         stream.thread_type = "AUTO"
         if run_length > 1:
-            frames = _sample_runs(container, stream, info, num_frames // run_length, run_length)
+            frames = _sample_runs(container, stream, info, num_frames // run_length, run_length, on_frame)
         elif info.duration_s is not None and info.duration_s / max(num_frames, 1) > 4.0:
-            frames = _sample_by_seeking(container, stream, info, num_frames)
+            frames = _sample_by_seeking(container, stream, info, num_frames, on_frame)
         else:
-            frames = _sample_sequentially(path, container, stream, info, num_frames, limits, exact_frames)
+            frames = _sample_sequentially(path, container, stream, info, num_frames, limits, exact_frames, on_frame)
     except MediaError:
         raise
     except av.error.FFmpegError as exc:
@@ -265,13 +271,27 @@ def _to_rgb(frame) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+class _FrameList(list):
+    """A list of kept frames that hands each one to `on_frame` as it is appended (see load_media)."""
+
+    def __init__(self, on_frame=None):
+        super().__init__()
+        self._on_frame = on_frame
+
+    def append(self, frame: Frame) -> None:
+        super().append(frame)
+        if self._on_frame is not None:
+            self._on_frame(frame)
+
+
 def _targets(duration: float, num_frames: int) -> list[float]:
     """Centres of `num_frames` equal slices of the video: even coverage, no edge frames twice."""
     return [duration * (i + 0.5) / num_frames for i in range(num_frames)]
 
 
 def _sample_sequentially(
-    path: Path, container, stream, info: MediaInfo, num_frames: int, limits: MediaLimits, exact_frames: bool
+    path: Path, container, stream, info: MediaInfo, num_frames: int, limits: MediaLimits, exact_frames: bool,
+    on_frame=None,
 ) -> list[Frame]:
     """Decode the video once and keep the frames nearest the target times.
 
@@ -284,13 +304,16 @@ def _sample_sequentially(
     """
     start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
     if info.duration_s is None or info.frame_count is None or info.frame_count <= num_frames:
-        return _decode_all_then_pick(path, container, stream, start, num_frames, limits)
+        frames = _decode_all_then_pick(path, container, stream, start, num_frames, limits)
+        for frame in frames if on_frame is not None else ():
+            on_frame(frame)
+        return frames
     fps = info.fps or 25.0
     skip_nonref = not exact_frames and info.frame_count >= 2 * num_frames
     if skip_nonref:
         stream.codec_context.skip_frame = "NONREF"
     targets = _targets(info.duration_s, num_frames)
-    frames: list[Frame] = []
+    frames: list[Frame] = _FrameList(on_frame)
     previous = None  # (index, time, av frame) of the last decoded frame
     k = 0
     t = 0.0
@@ -341,12 +364,12 @@ def _decode_all_then_pick(path: Path, container, stream, start: float, num_frame
     return [Frame(i, (t if not math.isnan(t) else 0.0), _to_rgb(f)) for i, t, f in kept]
 
 
-def _sample_by_seeking(container, stream, info: MediaInfo, num_frames: int) -> list[Frame]:
+def _sample_by_seeking(container, stream, info: MediaInfo, num_frames: int, on_frame=None) -> list[Frame]:
     """For long videos: seek to the keyframe before each target and decode forward."""
     import av
 
     start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-    frames: list[Frame] = []
+    frames: list[Frame] = _FrameList(on_frame)
     fps = info.fps or 25.0
     for target in _targets(info.duration_s or 0.0, num_frames):
         try:
@@ -375,7 +398,7 @@ def _run_starts(duration: float, fps: float, runs: int, run_length: int) -> list
     return [min(max(centre - length / 2, 0.0), last) for centre in _targets(duration, runs)]
 
 
-def _sample_runs(container, stream, info: MediaInfo, runs: int, run_length: int) -> list[Frame]:
+def _sample_runs(container, stream, info: MediaInfo, runs: int, run_length: int, on_frame=None) -> list[Frame]:
     """`runs` runs of `run_length` consecutive decoded frames (see `load_media`).
 
     Short videos are decoded once from the start and frame indices are decode positions
@@ -393,7 +416,7 @@ def _sample_runs(container, stream, info: MediaInfo, runs: int, run_length: int)
     else:
         starts = _run_starts(info.duration_s, fps, runs, run_length)
     half_frame = 0.5 / fps
-    frames: list[Frame] = []
+    frames: list[Frame] = _FrameList(on_frame)
     if info.duration_s is not None and info.duration_s / runs > 4.0:
         for run_start in starts:
             try:

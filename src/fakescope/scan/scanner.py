@@ -10,11 +10,13 @@ import logging
 import math
 import os
 import re
+import queue
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -149,13 +151,19 @@ class Scanner:
             self.face_detector  # built once, before any file's clock starts
         results = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fakescope-decode") as decoder:
-            pending = [(path, ready, None if ready else decoder.submit(self._decode, path)) for path, ready in inputs[:1]]
-            for position in range(len(inputs)):
-                path, ready, decoding = pending.pop(0)
-                if position + 1 < len(inputs):  # start decoding the next file now
-                    next_path, next_ready = inputs[position + 1]
-                    pending.append((next_path, next_ready, None if next_ready else decoder.submit(self._decode, next_path)))
-                result = ready or self._finish(path, decoding.result())
+            def start(position: int) -> Optional[_FrameStream]:
+                path, ready = inputs[position]
+                if ready is not None:
+                    return None
+                stream = _FrameStream(path)
+                decoder.submit(stream.decode, self.settings)
+                return stream
+
+            upcoming = start(0) if inputs else None
+            for position, (path, ready) in enumerate(inputs):
+                stream = upcoming
+                upcoming = start(position + 1) if position + 1 < len(inputs) else None  # decodes after this one
+                result = ready or self._finish(path, stream)
                 results.append(result)
                 if on_file_done:
                     on_file_done(result)
@@ -179,26 +187,18 @@ class Scanner:
         path = Path(path)
         if not self.settings.crops:
             self.face_detector  # build MTCNN before the clock starts, so timings are the file's own
-        return self._finish(path, self._decode(path))
+        stream = _FrameStream(path)
+        threading.Thread(target=stream.decode, args=(self.settings,), name="fakescope-decode", daemon=True).start()
+        return self._finish(path, stream)
 
     # ------------------------------------------------------------------ stages
-    def _decode(self, path: Path) -> "_Decoded":
-        """Stage 1, media: the sampled frames, or the error that stopped decoding (kept for `_finish`)."""
+    def _finish(self, path: Path, stream: "_FrameStream") -> FileResult:
+        """Stages 2-5 on the frames as they decode; every failure becomes the file's status.
+        `seconds` is the wall time from here (decoding may have started earlier, beside the
+        previous file) to the result."""
         started = time.perf_counter()
         try:
-            info, frames = load_media(path, self.settings.frames, self.settings.limits,
-                                      run_length=self.settings.run_length)
-            return _Decoded(info, frames, None, time.perf_counter() - started)
-        except BaseException as exc:  # noqa: BLE001 - re-raised or reported in _finish, on the caller's thread
-            return _Decoded(None, None, exc, time.perf_counter() - started)
-
-    def _finish(self, path: Path, decoded: "_Decoded") -> FileResult:
-        """Stages 2-5 on the decoded frames; every failure becomes the file's status."""
-        started = time.perf_counter()
-        try:
-            if decoded.error is not None:
-                raise decoded.error
-            result = self._analyse(path, decoded)
+            result = self._analyse(path, stream)
         except FakescopeError as exc:
             result = FileResult(path=str(path), status=exc.code, message=exc.message)
         except MemoryError:
@@ -206,15 +206,24 @@ class Scanner:
         except Exception as exc:  # never a traceback at the user; keep the detail in the log
             log.debug("unexpected error on %s", path, exc_info=True)
             result = FileResult(path=str(path), status="internal_error", message=f"{path}: {type(exc).__name__}: {exc}")
-        result.seconds = decoded.seconds + time.perf_counter() - started
+        result.seconds = time.perf_counter() - started
         return result
 
-    def _analyse(self, path: Path, decoded: "_Decoded") -> FileResult:
-        info, frames = decoded.info, decoded.frames
-        timings: dict[str, float] = {"decode": decoded.seconds}
-        t0 = time.perf_counter()
-        faces_per_frame = self._detect_faces(frames)
-        timings["face_detection"] = time.perf_counter() - t0
+    def _analyse(self, path: Path, stream: "_FrameStream") -> FileResult:
+        faces_of: dict[int, list[Face]] = {}  # id(frame) -> its faces
+        detecting = 0.0
+        chunk: list[Frame] = []
+        for frame in stream:  # face detection runs on each chunk while the next frames decode
+            chunk.append(frame)
+            if len(chunk) == DETECTION_CHUNK:
+                detecting += self._detect_chunk(chunk, faces_of)
+                chunk = []
+        detecting += self._detect_chunk(chunk, faces_of)
+        if stream.error is not None:
+            raise stream.error
+        info, frames = stream.info, stream.frames
+        faces_per_frame = [faces_of[id(frame)] for frame in frames]
+        timings: dict[str, float] = {"decode": stream.seconds, "face_detection": detecting}
 
         result = FileResult(
             path=str(path), status="ok", kind=info.kind, frames_analysed=len(frames),
@@ -236,6 +245,15 @@ class Scanner:
         feature_of = dict(zip(keys, features)) if features is not None else {}
         self._vote(result, frames, tracks, dict(zip(keys, scores)), feature_of)
         return result
+
+    def _detect_chunk(self, chunk: list[Frame], faces_of: dict) -> float:
+        """Faces of a chunk of frames into `faces_of`; returns the seconds it took."""
+        if not chunk:
+            return 0.0
+        started = time.perf_counter()
+        for frame, faces in zip(chunk, self._detect_faces(chunk)):
+            faces_of[id(frame)] = faces
+        return time.perf_counter() - started
 
     def _detect_faces(self, frames: list[Frame]) -> list[list[Face]]:
         """Stage 2, faces: each frame's faces (with --crops the whole picture is the face)."""
@@ -352,14 +370,39 @@ class Scanner:
             written[key] = fields
 
 
-@dataclass
-class _Decoded:
-    """What stage 1 hands on: the media's info and sampled frames, or the error that stopped it."""
+#: frames per face-detection call while a video decodes (small enough to overlap decoding,
+#: large enough to batch the detector)
+DETECTION_CHUNK = 8
 
-    info: Optional[MediaInfo]
-    frames: Optional[list[Frame]]
-    error: Optional[BaseException]
-    seconds: float
+
+class _FrameStream:
+    """Stage 1, media, on the decode thread: hands each sampled frame to the scanning thread as
+    soon as it is decoded, then the media's info, the frame list and any error."""
+
+    _END = object()
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.info: Optional[MediaInfo] = None
+        self.frames: Optional[list[Frame]] = None
+        self.error: Optional[BaseException] = None
+        self.seconds = 0.0
+
+    def decode(self, settings: ScanSettings) -> None:
+        started = time.perf_counter()
+        try:
+            self.info, self.frames = load_media(self.path, settings.frames, settings.limits,
+                                                run_length=settings.run_length, on_frame=self._queue.put)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the scanning thread (see _analyse)
+            self.error = exc
+        finally:
+            self.seconds = time.perf_counter() - started
+            self._queue.put(self._END)
+
+    def __iter__(self) -> Iterator[Frame]:
+        while (item := self._queue.get()) is not self._END:
+            yield item
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
