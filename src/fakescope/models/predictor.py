@@ -122,7 +122,7 @@ class Predictor:
             self.model = detector.model.to(self.device)
             if not _keep_mode:  # a model mid-training keeps its mode; `dataset_batches` evals and restores it
                 self.model.eval()
-            if self.device.type == "cpu" and os.environ.get("OMP_NUM_THREADS") is None:
+            if self.device.type == "cpu" and not _keep_mode and os.environ.get("OMP_NUM_THREADS") is None:
                 torch.set_num_threads(os.cpu_count() or 1)
 
     @classmethod
