@@ -157,15 +157,17 @@ def test_scan_uses_the_mask_head_for_heatmaps(tmp_path, monkeypatch):
 
 
 def test_onnx_export_matches_pytorch(tmp_path):
-    pytest.importorskip("onnx", reason="onnx is not installed (optional; needed only for ONNX export)")
-    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (optional)")
+    """fakescope's exporter (`fakescope export`) keeps all three outputs: logits, features, mask."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    from fakescope.models.base import LoadedDetector, PreprocessSpec
+    from fakescope.models.onnx import OnnxDetector, export_onnx
+
     model = _lite0().eval()
-    x = torch.randn(2, 3, 224, 224)
+    detector = LoadedDetector(model, "efficientnet_lite0", PreprocessSpec(input_size=224), {}, name="lite0")
     path = tmp_path / "lite0.onnx"
-    torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["image"],
-                      output_names=["logits", "features", "mask"], opset_version=17)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"image": x.numpy()})))
+    assert export_onnx(detector, path)["outputs"] == ["logits", "mask", "features"]
+    x = torch.randn(2, 3, 224, 224)
+    outputs = OnnxDetector(path).run(x.numpy())
     with torch.no_grad():
         expected = model(x)
     for key in ("logits", "features", "mask"):
