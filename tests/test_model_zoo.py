@@ -23,9 +23,9 @@ def test_models_json_lists_every_architecture_with_size_and_cost():
     result = CliRunner().invoke(app, ["models", "--json"])
     assert result.exit_code == 0, result.output
     listed = {a["name"]: a for a in json.loads(result.output)["architectures"]}
-    assert set(listed) == set(MODELS)
     ours = [(name, cls) for name, cls in MODELS.items() if cls.__module__.startswith("fakescope.")]
     assert len(ours) >= 13  # other test modules register tiny test architectures too
+    assert set(listed) == {name for name, _ in ours}  # listed from models/catalog.json
     for name, cls in ours:
         entry = listed[name]
         assert entry["input_size"] == cls.default_preprocess.input_size

@@ -1,4 +1,9 @@
-"""`fakescope` command line: a thin layer over the Python API."""
+"""`fakescope` command line: a thin layer over the Python API.
+
+Only typer and light fakescope modules are imported here and in the subsystems' `register(app)`
+modules; everything heavy (PyTorch, OpenCV, rich's tables, the model families) is imported inside
+the command that needs it, so `fakescope --help` starts at once, with or without PyTorch installed.
+"""
 from __future__ import annotations
 
 import json
@@ -9,19 +14,36 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from .errors import FakescopeError
 from .scan.results import EXIT_INTERNAL, EXIT_USAGE, FileResult, ScanReport
 
+# rich_markup_mode=None: click's plain help. typer's rich help shows every flag as `--crops <bool>`
+# and takes [brackets] in help texts for markup, dropping them.
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
     help="Find face forgeries (deepfakes) in images and videos.",
+    context_settings={"max_content_width": 120},  # wide terminals: command summaries less cut
 )
-from .console import err, out  # noqa: E402
 from .console import fail as _fail  # noqa: E402
+
+EXIT_INTERRUPTED = 130  # what a shell reports for a process stopped by Ctrl-C (128 + SIGINT)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"fakescope {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Find face forgeries (deepfakes) in images and videos."""
 
 
 @app.command()
@@ -36,6 +58,16 @@ def scan(
     crops: bool = typer.Option(False, "--crops", help="Inputs are already-cropped faces: skip face detection."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full result as JSON."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per face as CSV."),
+    jsonl_path: Optional[Path] = typer.Option(
+        None, "--jsonl", help="Write each file's result as soon as it is done, one JSON object a line: line 1 "
+        "is a header {fakescope_version, model, settings} (as in --json), then one line per file with the "
+        "fields of a --json result (path, status, score, verdict, tracks, frames, faces ...), in the order "
+        "files finish. An interrupted scan keeps every finished line; continue it with --resume (without "
+        "it, an existing FILE is replaced)."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the scan in --jsonl FILE: skip the inputs it already holds (all "
+        "statuses; an unfinished last line is dropped and that file scanned again) and append the rest; "
+        "the table, --json and --csv then cover every file. Needs the same model and scoring options."),
     heatmap: Optional[Path] = typer.Option(None, "--heatmap", help="Write each face crop with its forgery map overlaid as PNG here."),
     masks: Optional[Path] = typer.Option(
         None, "--masks", help="Write each face's forgery mask here: grayscale PNG the size of the face crop, "
@@ -52,6 +84,10 @@ def scan(
         None, "--uncertain-band", min=0.0, max=1.0, help="Scores this close below the threshold get the verdict "
         "UNCERTAIN [the model's own; 0 = always FAKE or REAL]."),
     device: str = typer.Option("auto", help="cpu, cuda, cuda:1 ... or auto."),
+    backend: str = typer.Option(
+        "auto", "--backend", metavar="auto|torch|onnx",
+        help="Which runtime scores faces: onnx (ONNX Runtime, fastest on CPU), torch, or auto (ONNX Runtime on "
+             "CPU where the model has an ONNX file and needs no Grad-CAM or video head)."),
     batch_size: int = typer.Option(32, min=1, help="Faces per model batch."),
     min_face: int = typer.Option(64, "--min-face", min=1, help="Smallest face side in pixels to score."),
     max_file_mb: float = typer.Option(4096.0, min=0.0, help="Refuse files larger than this."),
@@ -60,14 +96,31 @@ def scan(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the summary table."),
 ) -> None:
     """Score every face in images and videos; a verdict per face track, frame and file."""
-    from .scan.media import MediaLimits
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import __version__
+    from .console import err, out
+    from .models.predictor import BACKENDS
     from .models.zoo import DEFAULT_MODEL
-    from .scan.scanner import Scanner, ScanSettings
+    from .scan.media import MediaLimits
+    from .scan.scanner import Scanner, ScanSettings, expand_inputs
+
+    # Every mistake in the options fails here, in one line, before the model loads or a file is read.
+    if backend not in BACKENDS:
+        _fail(f"--backend {backend}: use one of {', '.join(BACKENDS)}")
+    if resume and jsonl_path is None:
+        _fail("--resume needs --jsonl FILE: the results of the scan it continues")
+    for option, path in (("--json", json_path), ("--csv", csv_path), ("--jsonl", jsonl_path)):
+        _check_output_file(option, path)
+    for option, path in (("--heatmap", heatmap), ("--masks", masks)):
+        _check_output_folder(option, path)
+    _check_distinct({"--json": json_path, "--csv": csv_path, "--jsonl": jsonl_path})
+    previous = _read_jsonl(jsonl_path) if resume and jsonl_path.is_file() else None
 
     settings = ScanSettings(
         model=model or DEFAULT_MODEL, frames=frames, run_length=run_length, crops=crops, aggregation=aggregation,
         threshold=threshold, uncertain_band=uncertain_band,
-        device=device, batch_size=batch_size, min_face_size=min_face,
+        device=device, backend=backend, batch_size=batch_size, min_face_size=min_face,
         heatmap_dir=str(heatmap) if heatmap else None, masks_dir=str(masks) if masks else None,
         video_head=video_head,
         limits=MediaLimits(max_file_mb=max_file_mb, max_pixels=int(max_megapixels * 1e6), max_duration_s=max_duration),
@@ -76,18 +129,53 @@ def scan(
         scanner = Scanner(settings)
     except FakescopeError as exc:
         _fail(exc.message)
+    header = {"fakescope_version": __version__, "model": scanner.model_info(), "settings": scanner.settings_info()}
+    if previous is not None and previous.header is not None:
+        _check_same_scan(jsonl_path, previous.header, header)
 
+    # One entry per input file, in input order, the way Scanner.scan expands them: the key the
+    # jsonl's "path" field is matched on.
+    inputs = [str(path) for path, _ in expand_inputs(paths)]
+    done: dict[str, FileResult] = dict(previous.results) if previous is not None else {}
+    todo = [path for path in dict.fromkeys(inputs) if path not in done]
+    if previous is not None and not quiet:
+        skipped = sum(path in done for path in dict.fromkeys(inputs))
+        err.print(f"resuming {jsonl_path}: {skipped} file(s) already done, {len(todo)} to scan"
+                  + ("; its unfinished last line was dropped" if previous.dropped_tail else ""), highlight=False)
+
+    stream = _open_jsonl(jsonl_path, previous, header) if jsonl_path else None
+    interrupted = False
     show_progress = not quiet and err.is_terminal
-    with Progress(
-        TextColumn("[bold]scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.description}"), console=err, transient=True, disable=not show_progress,
-    ) as progress:
-        task = progress.add_task("", total=None)
-        report = scanner.scan(
-            paths,
-            on_files_found=lambda n: progress.update(task, total=n),
-            on_file_done=lambda r: progress.update(task, advance=1, description=Path(r.path).name),
-        )
+    try:
+        with Progress(
+            TextColumn("[bold]scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.description}"), console=err, transient=True, disable=not show_progress,
+        ) as progress:
+            task = progress.add_task("", total=None)
+
+            def file_done(result: FileResult) -> None:
+                done[result.path] = result
+                if stream is not None:  # whole line, then flush: a kill leaves at most one unfinished line
+                    stream.write(json.dumps(result.to_dict()) + "\n")
+                    stream.flush()
+                progress.update(task, advance=1, description=Path(result.path).name)
+
+            if todo:
+                scanner.scan(todo, on_files_found=lambda n: progress.update(task, total=n), on_file_done=file_done)
+    except KeyboardInterrupt:  # Ctrl-C: keep what is done; the file being scanned is lost
+        interrupted = True
+    finally:
+        if stream is not None:
+            stream.close()
+
+    report = ScanReport(results=[done[p] for p in inputs if p in done], model=header["model"],
+                        settings=header["settings"], version=__version__)
+    if interrupted:
+        _write_outputs(report, json_path, csv_path, err)
+        hint = f"; continue with the same command and --resume (--jsonl {jsonl_path})" if jsonl_path else \
+            "; with --jsonl FILE an interrupted scan can be resumed"
+        err.print(f"interrupted: {len(report.results)} of {len(inputs)} file(s) done{hint}", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED)
     if len(report.results) == 1 and not quiet:
         _print_single(report.results[0])
     else:
@@ -95,18 +183,164 @@ def scan(
     if not quiet:
         out.print("verdicts: " + _decision_text(report.settings["threshold"], report.settings["uncertain_band"]),
                   highlight=False, soft_wrap=True)
-    if json_path:
-        report.write_json(json_path)
-        err.print(f"wrote {json_path}", highlight=False)
-    if csv_path:
-        report.write_csv(csv_path)
-        err.print(f"wrote {csv_path}", highlight=False)
+    _write_outputs(report, json_path, csv_path, err)
+    if jsonl_path:
+        err.print(f"wrote {jsonl_path}", highlight=False)
     for folder, field in ((heatmap, "heatmap"), (masks, "mask")):
         if folder:
             count = sum(getattr(f, field) is not None for r in report.results for f in r.faces)
             err.print(f"wrote {count} {field} PNG(s) to {folder}", highlight=False)
     raise typer.Exit(report.exit_code)
 
+
+def _write_outputs(report: ScanReport, json_path: Optional[Path], csv_path: Optional[Path], err) -> None:
+    for path, write in ((json_path, report.write_json), (csv_path, report.write_csv)):
+        if path:
+            try:
+                write(path)
+            except OSError as exc:  # checked before the scan; this is a disk filling up or a folder removed since
+                _fail(f"cannot write {path}: {exc.strerror or exc}")
+            err.print(f"wrote {path}", highlight=False)
+
+
+# ----------------------------------------------------------------------------- output paths
+# Checked before the model loads: a scan of a large folder must not end in "cannot write".
+
+def _check_output_file(option: str, path: Optional[Path]) -> None:
+    if path is None:
+        return
+    if path.is_dir():
+        _fail(f"{option} {path}: is a folder; give a file name")
+    if path.exists():
+        try:
+            open(path, "a").close()  # "a": proves it writable without truncating it (--resume reads it)
+        except OSError as exc:
+            _fail(f"{option} {path}: cannot write it ({exc.strerror or exc})")
+        return
+    _check_creatable(option, path, path.parent)
+
+
+def _check_output_folder(option: str, path: Optional[Path]) -> None:
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        _fail(f"{option} {path}: is a file; give a folder (the PNGs are written inside it)")
+    _check_creatable(option, path, path)
+
+
+def _check_creatable(option: str, path: Path, folder: Path) -> None:
+    """`folder` exists and takes new files, or can be made: its nearest existing ancestor is a
+    folder that takes them. Tried with a real temporary file, since permission bits do not tell
+    (root may write anywhere, except where the file system refuses, as /proc does)."""
+    import tempfile
+
+    ancestor = folder.absolute()
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        _fail(f"{option} {path}: {ancestor} is not a folder")
+    try:
+        tempfile.TemporaryFile(dir=ancestor).close()
+    except OSError as exc:
+        _fail(f"{option} {path}: cannot create files in {ancestor} ({exc.strerror or exc})")
+
+
+def _check_distinct(paths: dict[str, Optional[Path]]) -> None:
+    seen: dict[str, str] = {}
+    for option, path in paths.items():
+        if path is not None:
+            key = os.path.realpath(path)
+            if key in seen:
+                _fail(f"{seen[key]} and {option} both name {path}; give each its own file")
+            seen[key] = option
+
+
+# ----------------------------------------------------------------------------- --jsonl and --resume
+
+class _Previous:
+    """What an earlier run left in a --jsonl file."""
+
+    def __init__(self, header: Optional[dict], results: dict[str, FileResult], complete_bytes: int,
+                 dropped_tail: bool):
+        self.header, self.results = header, results
+        self.complete_bytes = complete_bytes  # the file up to its last whole line
+        self.dropped_tail = dropped_tail
+
+
+def _read_jsonl(path: Path) -> _Previous:
+    """The header and the finished files' results (by path; a later line wins). A last line without
+    its newline is the one being written when the scan was killed: ignored, and cut off on append."""
+    data = path.read_bytes()
+    complete = data.rfind(b"\n") + 1
+    header, results = None, {}
+    for number, line in enumerate(data[:complete].split(b"\n")[:-1], start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            _fail(f"--resume: {path} line {number} is not JSON; is it a fakescope --jsonl file?")
+        if isinstance(record, dict) and "path" in record and "status" in record:
+            results[record["path"]] = _file_result(record)
+        elif number == 1 and isinstance(record, dict) and "fakescope_version" in record:
+            header = record
+        else:
+            _fail(f"--resume: {path} line {number} is neither a scan header nor a file result")
+    return _Previous(header, results, complete, dropped_tail=complete < len(data))
+
+
+#: settings that change no score, status or verdict, so a resumed scan may change them
+_FREE_SETTINGS = {"device", "backend", "batch_size", "heatmap_dir", "masks_dir"}
+
+
+def _check_same_scan(path: Path, before: dict, now: dict) -> None:
+    """Refuse to mix two kinds of result in one file: resuming with another model or other scoring
+    options would make the earlier lines and the new ones incomparable."""
+    now = json.loads(json.dumps(now))  # as it would read back: tuples as lists
+    changed = [f"model {before['model'].get('name')} -> {now['model']['name']}"] \
+        if before.get("model", {}).get("name") != now["model"]["name"] else []
+    old, new = before.get("settings", {}), now["settings"]
+    changed += [f"{key} {old.get(key)!r} -> {new.get(key)!r}" for key in sorted(set(old) | set(new))
+                if key not in _FREE_SETTINGS and old.get(key) != new.get(key)]
+    if changed:
+        _fail(f"--resume: {path} was written with other settings ({'; '.join(changed)}); "
+              "resume with the same options, or start a new --jsonl file")
+
+
+def _open_jsonl(path: Path, previous: Optional[_Previous], header: dict):
+    """The --jsonl file, open for appending lines: a new file starts with the header; a resumed
+    one is first cut back to its last whole line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if previous is None:
+        stream = open(path, "w")
+    else:
+        with open(path, "r+b") as handle:
+            handle.truncate(previous.complete_bytes)
+        stream = open(path, "a")
+    if previous is None or (previous.header is None and not previous.results):
+        stream.write(json.dumps(header) + "\n")
+        stream.flush()
+    return stream
+
+
+def _file_result(record: dict) -> FileResult:
+    """A FileResult from its to_dict() form; keys a newer version may add are ignored."""
+    from dataclasses import fields
+
+    from .scan.results import FaceResult, FrameResult, TrackResult
+
+    def build(cls, values: dict):
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    result = build(FileResult, {k: v for k, v in record.items() if k not in ("tracks", "frames", "faces")})
+    result.tracks = [build(TrackResult, t) for t in record.get("tracks") or []]
+    result.frames = [build(FrameResult, f) for f in record.get("frames") or []]
+    result.faces = [build(FaceResult, f) for f in record.get("faces") or []]
+    return result
+
+
+# ----------------------------------------------------------------------------- printing
 
 def _verdict_text(result: FileResult) -> str:
     if result.verdict == "fake":
@@ -124,6 +358,11 @@ def _decision_text(threshold: float, band: float) -> str:
 
 
 def _print_single(result: FileResult) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .console import out
+
     if not result.ok:
         out.print(f"{_verdict_text(result)}  {escape(result.message or result.path)}", highlight=False, soft_wrap=True)
         return
@@ -150,6 +389,11 @@ def _print_single(result: FileResult) -> None:
 
 
 def _print_summary(report: ScanReport) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .console import out
+
     table = Table(show_edge=False)
     for column in ("file", "verdict", "P(fake)", "vs threshold", "frames", "faces", "tracks", "seconds", "message"):
         table.add_column(column, overflow="fold")
@@ -170,14 +414,15 @@ def _print_summary(report: ScanReport) -> None:
 @app.command()
 def models(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """List registered detector architectures and the models shipped with fakescope."""
-    from .models import MODELS
-    from .models.profile import profile
+    from rich.table import Table
+
+    from .console import out
+    from .models.catalog import CATALOG_PATH, load_catalog
     from .models.zoo import DEFAULT_MODEL, zoo_entries
 
-    archs = [
-        {"name": name, **profile(name), "summary": ((cls.__doc__ or "").strip().splitlines() or [""])[0]}
-        for name, cls in MODELS.items()
-    ]
+    if not CATALOG_PATH.is_file():
+        _fail(f"{CATALOG_PATH} is missing (a broken install?); python -m fakescope.models.catalog rebuilds it")
+    archs = load_catalog()  # measured from the registry by `python -m fakescope.models.catalog`: no PyTorch here
     shipped = [{"name": n, "default": n == DEFAULT_MODEL, **e} for n, e in zoo_entries().items()]
     if as_json:
         out.print_json(json.dumps({"architectures": archs, "shipped": shipped}))
@@ -216,6 +461,7 @@ def import_weights(
 
     e.g. `fakescope import-weights classnseg ../shared/weights/classnseg --variant finetuned -o cns.pt`
     """
+    from .console import out
     from .importers import IMPORTERS
 
     try:
@@ -240,6 +486,8 @@ from .data.extract_cli import register as _register_extract; _register_extract(a
 from .data.cli import register as _register_data; _register_data(app)  # noqa: E402,E702
 from .train.cli import register as _register_train; _register_train(app)  # noqa: E402,E702
 from .data.synth_cli import register as _register_synth; _register_synth(app)  # noqa: E402,E702
+from .models.export_cli import register as _register_export; _register_export(app)  # noqa: E402,E702
+from .scan.bench_cli import register as _register_bench; _register_bench(app)  # noqa: E402,E702
 # -- end of registered commands --
 
 
@@ -248,17 +496,24 @@ def main() -> None:
     try:
         app()
     except FakescopeError as exc:
-        err.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
+        _error_line("[red]error:[/red]", exc.message)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
+        _error_line("", "interrupted")
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # a bug of ours: one line for the user, the traceback with FAKESCOPE_DEBUG=1
         if os.environ.get("FAKESCOPE_DEBUG"):
             raise
-        err.print(f"[red]internal error:[/red] {escape(f'{type(exc).__name__}: {exc}')} (set FAKESCOPE_DEBUG=1 for details)",
-                  highlight=False)
+        _error_line("[red]internal error:[/red]", f"{type(exc).__name__}: {exc} (set FAKESCOPE_DEBUG=1 for details)")
         sys.exit(EXIT_INTERNAL)
+
+
+def _error_line(prefix: str, message: str) -> None:
+    from rich.markup import escape
+
+    from .console import err
+
+    err.print(f"{prefix} {escape(message)}".strip(), highlight=False)
 
 
 if __name__ == "__main__":

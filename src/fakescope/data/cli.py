@@ -11,15 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional
 
 import typer
-from rich.table import Table
 
+from ..console import fail as _fail
 from ..errors import FakescopeError
 
 if TYPE_CHECKING:
     from .manifest import Manifest
-
-from ..console import out  # noqa: E402
-from ..console import fail as _fail  # noqa: E402
 
 
 def register(app: typer.Typer) -> None:
@@ -127,7 +124,7 @@ def reframe(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from ..console import err
+    from ..console import err, out
     from .manifest import Manifest
     from .reframe import ReframeSettings, reframe_crops
 
@@ -176,6 +173,10 @@ def _parse_options(pairs: List[str], flag: str = "--option") -> dict[str, str]:
 
 def _print_summary(manifest: Manifest, output: Path) -> None:
     """Counts by label, method and split: a wrong option (compression, methods) shows here at a glance."""
+    from rich.table import Table
+
+    from ..console import out
+
     videos = {(s.dataset, s.method, s.video) for s in manifest if s.video is not None}
     out.print(f"wrote {output}: {len(manifest)} rows, {len(videos)} videos", highlight=False, soft_wrap=True)
     table = Table(show_edge=False)

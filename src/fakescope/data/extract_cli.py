@@ -1,8 +1,8 @@
 """`fakescope extract`: the command over data.extract.extract_faces.
 
 Kept beside its subsystem and added to the app by `register(app)`, so cli.py
-needs one line. It has its own consoles instead of importing cli.py's, which
-would be a circular import when this module is imported first.
+needs one line. Importing it loads only typer and light modules (see fakescope/cli.py);
+the rest load inside the command.
 """
 from __future__ import annotations
 
@@ -10,17 +10,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
+from ..console import fail as _fail
 from ..errors import FakescopeError
 from ..scan.results import EXIT_ALL_SCORED, EXIT_NOTHING_SCORED, EXIT_SOME_FAILED
-
-from ..console import err as _err  # noqa: E402
-from ..console import fail as _fail  # noqa: E402
-from ..console import out as _out  # noqa: E402
-
 
 
 def extract(
@@ -48,6 +41,11 @@ def extract(
 
     Re-running the same command skips the videos already done.
     """
+    from rich.markup import escape
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    from ..console import err as _err
     from .extract import extract_faces
     from .manifest import Manifest
 
@@ -86,6 +84,11 @@ def extract(
 
 
 def _print_summary(report) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..console import out as _out
+
     if report.problems:
         table = Table(title="videos without crops", show_edge=False)
         for column in ("file", "status", "message"):

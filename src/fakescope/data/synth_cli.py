@@ -6,25 +6,14 @@ manifest.csv of the fakes (label 1, mask, source = the real face used).
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
+from ..console import fail as _fail
 from ..errors import FakescopeError
-from ..scan.results import EXIT_USAGE
-
-_out = Console(width=None if sys.stdout.isatty() else 160)
-_err = Console(stderr=True, soft_wrap=True)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
-
-
-def _fail(message: str) -> None:
-    _err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
-    raise typer.Exit(EXIT_USAGE)
 
 
 def _real_faces(source: Path):
@@ -54,7 +43,9 @@ def synth(
     """Write example fakes synthesized from real faces only (for checking the synthesis by eye)."""
     import cv2
     import numpy as np
+    from rich.markup import escape
 
+    from ..console import out as _out
     from ..models.base import PreprocessSpec
     from .manifest import Manifest, Sample
     from .synthesis import SyntheticFakeDataset, boundary_from_mask

@@ -10,13 +10,9 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from ..errors import FakescopeError
 from ..scan.results import EXIT_USAGE
-
-from ..console import err, out  # noqa: E402
 
 
 def parse_data_spec(spec: str) -> tuple[Optional[str], Path, Optional[str]]:
@@ -84,6 +80,8 @@ def by_dataset_column(name: str, manifest, named: bool) -> list:
 
 def _load_datasets(data: List[str], split: Optional[str]) -> list:
     """(name, manifest) per dataset of the DATA arguments, split by a `dataset` column where unnamed."""
+    from ..console import err
+
     datasets = []
     for spec in data:
         name, manifest, note = load_dataset(spec, split)
@@ -97,8 +95,14 @@ def _cell(value: Optional[float]) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def print_table(result, console: Console = out) -> None:
+def print_table(result, console=None) -> None:
+    """The metrics table on `console` (a rich Console; default: stdout's)."""
+    from rich.table import Table
+
+    from ..console import out
     from .metrics import HEADLINE_KEYS
+
+    console = out if console is None else console
 
     table = Table(show_edge=False, title=f"{result.model.get('name') or result.checkpoint}: frame level | video level")
     table.add_column("dataset")
@@ -159,6 +163,7 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(64, min=1, help="Images per model batch."),
     ) -> None:
         """Fit P(fake) calibration (Platt scaling), the threshold and the uncertain band on validation rows."""
+        from ..console import err, out
         from .calibrate import calibrate_checkpoint
 
         if split == "test":
@@ -193,6 +198,9 @@ def register(app: typer.Typer) -> None:
         roc_path: Optional[Path] = typer.Option(None, "--roc", help="Write the ROC curves as PNG."),
         predictions_path: Optional[Path] = typer.Option(None, "--predictions", help="Write one row per sample as CSV."),
         device: str = typer.Option("auto", help="cpu, cuda, cuda:1 ... or auto."),
+        backend: str = typer.Option(
+            "auto", "--backend", help="Which runtime scores faces, as for scan: onnx, torch, or auto (ONNX Runtime "
+            "on the CPU for a shipped model or a .onnx file, unless Grad-CAM masks or a video head need PyTorch)."),
         batch_size: int = typer.Option(64, min=1, help="Images per model batch."),
         workers: int = typer.Option(0, min=0, help="Data-loading worker processes."),
         logloss_clip: Optional[float] = typer.Option(
@@ -206,6 +214,7 @@ def register(app: typer.Typer) -> None:
             "mean, temporal) over each video's frame features in frame order, instead of the mean frame P(fake)."),
     ) -> None:
         """Metrics of a detector on labelled face crops: frame, video, per method, one row per dataset."""
+        from ..console import err
         from .report import write_json, write_markdown, write_predictions, write_roc
         from .runner import evaluate
 
@@ -213,7 +222,7 @@ def register(app: typer.Typer) -> None:
             datasets = _load_datasets(data, split)
             result = evaluate(
                 checkpoint, datasets, device=device, batch_size=batch_size, num_workers=workers,
-                logloss_clip=logloss_clip, grad_cam_masks=grad_cam_masks, video_head=video_head,
+                logloss_clip=logloss_clip, grad_cam_masks=grad_cam_masks, video_head=video_head, backend=backend,
             )
         except FakescopeError as exc:
             err.print(f"[red]error:[/red] {exc.message}", highlight=False)

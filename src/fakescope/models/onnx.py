@@ -124,14 +124,11 @@ class OnnxDetector:
         path = Path(path)
         if not path.is_file():
             raise ModelLoadError(f"ONNX model {path} does not exist")
-        try:
-            import onnx
-
-            metadata_props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-            session = None
-        except ImportError:  # onnx (the package) is optional: ONNX Runtime reads the metadata too
+        try:  # ONNX Runtime reads the metadata itself: no `onnx` import (a second at start-up)
             session = _session(str(path), threads)
             metadata_props = dict(session.get_modelmeta().custom_metadata_map)
+        except ModelLoadError:
+            raise
         except Exception as exc:
             raise ModelLoadError(f"{path}: not a readable ONNX file ({type(exc).__name__})") from None
         if METADATA_KEY not in metadata_props:
@@ -141,7 +138,7 @@ class OnnxDetector:
             raise ModelLoadError(f"{path}: not a fakescope ONNX export")
         self.path = path
         self.metadata = meta
-        self.session = session or _session(str(path), threads)
+        self.session = session
         self.arch = meta["arch"]
         self.arch_kwargs = dict(meta.get("arch_kwargs") or {})
         self.preprocess = PreprocessSpec(**meta["preprocess"])

@@ -5,6 +5,8 @@ multiply-accumulate counts as one FLOP (ResNet-50 at 224 px: 4.1). They are
 counted by `torch.utils.flop_counter` on the "meta" device, so no arithmetic
 runs and no memory is allocated for weights; only matrix products and
 convolutions count (element-wise work is not included, as in those tables).
+
+`fakescope models` does not call this: it reads the table `models/catalog.py` stores from it.
 """
 from __future__ import annotations
 

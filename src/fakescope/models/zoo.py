@@ -3,17 +3,22 @@
 `weights/zoo.json` lists each entry: checkpoint file, sha256, architecture,
 what it was trained on, its licence and what we measured. Loading checks the
 sha256, so a damaged install fails loudly instead of scoring garbage.
+
+PyTorch (`models.base`) is imported only inside `load_detector`: the scan path on ONNX Runtime
+and `fakescope models` use `DEFAULT_MODEL`, `WEIGHTS_DIR` and `zoo_entries()` without it.
 """
 from __future__ import annotations
 
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelLoadError
 from ..registry import Registry
-from .base import MODELS, LoadedDetector, load_checkpoint
+
+if TYPE_CHECKING:
+    from .base import LoadedDetector
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "efficientnet-lite0-faces"
@@ -34,6 +39,8 @@ def _zoo_registry() -> Registry[dict]:
 
 def load_detector(name_or_path: str | Path | None = None) -> LoadedDetector:
     """A shipped model by name, or a fakescope checkpoint file by path."""
+    from .base import MODELS, load_checkpoint
+
     name_or_path = str(name_or_path or DEFAULT_MODEL)
     zoo = _zoo_registry()
     if name_or_path in zoo:

@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.markup import escape
 
 from ..errors import FakescopeError
 
@@ -23,9 +22,11 @@ def register(app: typer.Typer) -> None:
         """Train a detector. Writes best.pt (best validation AUC; use with scan --model),
         last.pt (to --resume), metrics.csv and TensorBoard logs into the output folder.
         Works under torchrun for several processes."""
-        from .config import load_config
+        from rich.markup import escape
 
         from ..console import err
+        from .config import load_config
+
         try:
             cfg = load_config(config, overrides or [])
             from .trainer import train
