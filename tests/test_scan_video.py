@@ -213,3 +213,18 @@ def test_scan_with_runs_and_a_frame_count_that_is_not_a_multiple(shared_dir):
     assert indices[:4] == list(range(indices[0], indices[0] + 4)) and indices[4:] == list(range(indices[4], indices[4] + 4))
     with pytest.raises(FakescopeError, match="multiple of --run-length"):
         Scanner(ScanSettings(frames=6, run_length=4))
+
+
+def test_detecting_every_second_frame_keeps_every_face_and_close_scores(shared_dir):
+    """--detect-every 2: MTCNN on keyframes, boxes interpolated between; on a real 720p clip every
+    sampled frame still has its face, and the file's P(fake) stays near the full scan's."""
+    from fakescope.scan.face_detectors import KeyframeTracker
+    from fakescope.scan.scanner import Scanner, ScanSettings
+
+    video = shared_dir / "data/ffpp-videos/real/004.mp4"
+    full = Scanner(ScanSettings(device="cpu")).scan(video).results[0]
+    tracked_scanner = Scanner(ScanSettings(device="cpu", detect_every=2))
+    tracked = tracked_scanner.scan(video).results[0]
+    assert isinstance(tracked_scanner.face_detector, KeyframeTracker)
+    assert tracked.faces_found == full.faces_found == 32
+    assert abs(tracked.score - full.score) < 0.05

