@@ -586,7 +586,8 @@ def _extract(job: _Job, context: _Context) -> VideoResult:
     result.frames_with_face = sum(1 for faces in faces_per_frame if faces)
     if not result.crops:
         result.status = "no_face"
-        result.message = f"{job.path}: no face found in {len(frames)} frame(s) sampled"
+        result.message = (f"{job.path}: no face of at least {settings.min_face_size} px found in {len(frames)} "
+                          "frame(s) sampled (smaller faces: --min-face)")
     if result.warnings and result.ok:
         result.message = "; ".join(result.warnings)
 
