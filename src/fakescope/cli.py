@@ -93,7 +93,7 @@ def scan(
     detect_every: int = typer.Option(
         1, "--detect-every", min=1, max=8, help="Run the face detector on every K-th sampled frame only and "
         "interpolate the boxes between (faster; K=2 halves detection time and kept every face on the shared "
-        "videos, but crops shift slightly, moving P(fake) by 0.056 a face on average; see benchmarks/README.md)."),
+        "videos, but crops shift slightly, moving P(fake) by 0.042 a face on average on the shared videos; see benchmarks/README.md)."),
     max_file_mb: float = typer.Option(4096.0, min=0.0, help="Refuse files larger than this."),
     max_megapixels: float = typer.Option(50.0, min=0.0, help="Refuse images or video frames larger than this."),
     max_duration: float = typer.Option(3600.0, min=0.0, help="Refuse videos longer than this many seconds."),
