@@ -319,3 +319,17 @@ def test_resume_of_a_missing_jsonl_starts_it(crops, tmp_path):
     assert run("scan", crops[0], *SMALL, "--jsonl", jsonl, "--resume").exit_code == EXIT_ALL_SCORED
     _, lines = _jsonl(jsonl)
     assert [r["path"] for r in lines] == [str(crops[0])]
+
+
+def test_a_command_that_needs_pytorch_says_so_in_a_scan_only_install(shared_dir):
+    """With PyTorch unimportable (as in `pip install fakescope`), evaluate fails with one line naming
+    the extra to install, exit 2, instead of an internal error."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nsys.modules['torch'] = None\n"
+            f"sys.argv = ['fakescope', 'evaluate', 'meso4-df', {str(shared_dir / 'data/ffpp-crops')!r}]\n"
+            "from fakescope.cli import main\nmain()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-1000:]
+    assert 'pip install "fakescope[train]"' in done.stderr and "internal error" not in done.stderr

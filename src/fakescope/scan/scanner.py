@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence
 import numpy as np
 
 from .. import __version__
-from ..device import resolve_device
+from ..device import resolve_device, torch_available
 from ..errors import FakescopeError
 from ..models.calibration import verdict
 from ..models.predictor import Predictor, check_backend, frame_features_of, open_detector
@@ -125,9 +125,9 @@ class Scanner:
         detector = open_detector(settings.model, settings.backend, self.device,
                                  need_torch=settings.video_head is not None)
         if getattr(detector, "backend", None) == "onnx" and self._wants_maps and not detector.has_mask:
-            if settings.backend == "onnx":
+            if settings.backend == "onnx" or not torch_available():
                 raise FakescopeError(f"--heatmap/--masks: model {detector.name!r} has no mask head, and its Grad-CAM "
-                                     "maps need PyTorch: use --backend torch or auto")
+                                     'maps need PyTorch: --backend torch or auto, with pip install "fakescope[train]"')
             detector = open_detector(settings.model, "torch", self.device)
         return detector
 
