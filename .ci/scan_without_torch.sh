@@ -18,7 +18,7 @@ PY
 out="$(mktemp -d)"
 "$VENV/bin/fakescope" --version
 "$VENV/bin/fakescope" models >/dev/null
-image="$(find "$SHARED/data/ciplab-faces/real" -type f | sort | head -1)"
+image="$SHARED/data/ciplab-faces/real/0.jpg"  # a fixed file: `find | head` would end in SIGPIPE under pipefail
 "$VENV/bin/fakescope" scan "$SHARED/data/ffpp-videos/real/004.mp4" "$image" --jsonl "$out/scan.jsonl" --json "$out/scan.json" -q || [ $? -eq 1 ]
 "$VENV/bin/python" - "$out/scan.json" <<'PY'
 import json, sys
