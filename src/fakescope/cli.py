@@ -57,6 +57,9 @@ def scan(
              "clip length a --video-head temporal model was trained on."),
     crops: bool = typer.Option(False, "--crops", help="Inputs are already-cropped faces: skip face detection."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full result as JSON."),
+    html_path: Optional[Path] = typer.Option(
+        None, "--html", help="Write a self-contained HTML report (verdicts, people, timeline, key frame, faces; "
+        "images embedded) to attach to a ticket."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per face as CSV."),
     jsonl_path: Optional[Path] = typer.Option(
         None, "--jsonl", help="Write each file's result as soon as it is done, one JSON object a line: line 1 "
@@ -114,11 +117,11 @@ def scan(
         _fail(f"--backend {backend}: use one of {', '.join(BACKENDS)}")
     if resume and jsonl_path is None:
         _fail("--resume needs --jsonl FILE: the results of the scan it continues")
-    for option, path in (("--json", json_path), ("--csv", csv_path), ("--jsonl", jsonl_path)):
+    for option, path in (("--json", json_path), ("--csv", csv_path), ("--jsonl", jsonl_path), ("--html", html_path)):
         _check_output_file(option, path)
     for option, path in (("--heatmap", heatmap), ("--masks", masks)):
         _check_output_folder(option, path)
-    _check_distinct({"--json": json_path, "--csv": csv_path, "--jsonl": jsonl_path})
+    _check_distinct({"--json": json_path, "--csv": csv_path, "--jsonl": jsonl_path, "--html": html_path})
     previous = _read_jsonl(jsonl_path) if resume and jsonl_path.is_file() else None
 
     settings = ScanSettings(
@@ -175,7 +178,7 @@ def scan(
     report = ScanReport(results=[done[p] for p in inputs if p in done], model=header["model"],
                         settings=header["settings"], version=__version__)
     if interrupted:
-        _write_outputs(report, json_path, csv_path, err)
+        _write_outputs(report, json_path, csv_path, err, html_path)
         hint = f"; continue with the same command and --resume (--jsonl {jsonl_path})" if jsonl_path else \
             "; with --jsonl FILE an interrupted scan can be resumed"
         err.print(f"interrupted: {len(report.results)} of {len(inputs)} file(s) done{hint}", highlight=False)
@@ -187,7 +190,7 @@ def scan(
     if not quiet:
         out.print("verdicts: " + _decision_text(report.settings["threshold"], report.settings["uncertain_band"]),
                   highlight=False, soft_wrap=True)
-    _write_outputs(report, json_path, csv_path, err)
+    _write_outputs(report, json_path, csv_path, err, html_path)
     if jsonl_path:
         err.print(f"wrote {jsonl_path}", highlight=False)
     for folder, field in ((heatmap, "heatmap"), (masks, "mask")):
@@ -197,8 +200,14 @@ def scan(
     raise typer.Exit(report.exit_code)
 
 
-def _write_outputs(report: ScanReport, json_path: Optional[Path], csv_path: Optional[Path], err) -> None:
-    for path, write in ((json_path, report.write_json), (csv_path, report.write_csv)):
+def _write_outputs(report: ScanReport, json_path: Optional[Path], csv_path: Optional[Path], err,
+                   html_path: Optional[Path] = None) -> None:
+    def write_html(path: Path) -> None:
+        from .scan.report import write_html as write
+
+        write(report.to_dict(), path)
+
+    for path, write in ((json_path, report.write_json), (csv_path, report.write_csv), (html_path, write_html)):
         if path:
             try:
                 write(path)
@@ -492,6 +501,7 @@ from .train.cli import register as _register_train; _register_train(app)  # noqa
 from .data.synth_cli import register as _register_synth; _register_synth(app)  # noqa: E402,E702
 from .models.export_cli import register as _register_export; _register_export(app)  # noqa: E402,E702
 from .scan.bench_cli import register as _register_bench; _register_bench(app)  # noqa: E402,E702
+from .scan.report_cli import register as _register_report; _register_report(app)  # noqa: E402,E702
 # -- end of registered commands --
 
 
