@@ -136,3 +136,22 @@ def test_scanning_face_crops_needs_no_pytorch(shared_dir):
     assert (backend, status, imported) == ("onnx", "ok", False)
     reference = Scanner(ScanSettings(crops=True, backend="torch", device="cpu")).scan(image).score
     assert abs(score - reference) <= 1e-4
+
+
+def test_an_export_of_the_raw_model_still_scores_calibrated_and_is_cached_apart(shared_dir, tmp_path, monkeypatch):
+    """After raw_model() (the calibration hook removed) an export records that its logits are raw and
+    OnnxDetector applies the calibration; the cache keeps it apart from the calibrated export."""
+    monkeypatch.setenv("FAKESCOPE_CACHE", str(tmp_path / "cache"))
+    from PIL import Image
+
+    from fakescope.models.predictor import Predictor
+
+    crops = [np.asarray(Image.open(p).convert("RGB").resize((192, 192)))
+             for p in sorted((shared_dir / "data/ffpp-crops/deepfakes").rglob("*.png"))[:4]]
+    calibrated = Predictor(load_detector(DEFAULT_MODEL), device="cpu", backend="onnx").predict_crops(crops).scores
+    raw = load_detector(DEFAULT_MODEL)
+    raw.raw_model()
+    assert not raw.logits_calibrated
+    from_raw = Predictor(raw, device="cpu", backend="onnx").predict_crops(crops).scores
+    assert len(list((tmp_path / "cache/onnx").glob("*.onnx"))) == 2
+    assert np.abs(from_raw - calibrated).max() <= 1e-4

@@ -181,6 +181,11 @@ class LoadedDetector:
     def band(self) -> float:
         return self.calibration.band
 
+    @property
+    def logits_calibrated(self) -> bool:
+        """Whether `model`'s logits carry the calibration (false after `raw_model()`)."""
+        return self._hook is not None or self.calibration.is_identity
+
     def raw_model(self) -> DetectorModel:
         """The model without its calibration hook (its logits as trained)."""
         if self._hook is not None:

@@ -3,7 +3,8 @@
 An exported file is self-describing, like a checkpoint: its metadata (key "fakescope") holds
 the architecture, preprocessing, provenance and calibration of the checkpoint it came from.
 The graph takes normalised (N, 3, S, S) float32 faces (`spec.normalise_crops`) and returns
-"logits" (already calibrated: the checkpoint's calibration hook is traced into the graph),
+"logits" (calibrated: the checkpoint's calibration hook is traced into the graph, or, for a model
+exported without it, `logits_calibrated` is false and `OnnxDetector` applies the calibration),
 and "mask" / "features" where the model has them.
 """
 from __future__ import annotations
@@ -84,7 +85,7 @@ def export_onnx(detector, path: str | Path, batch: int = 2) -> dict[str, Any]:
         "format": ONNX_FORMAT, "version": ONNX_VERSION, "name": detector.name, "arch": detector.arch,
         "arch_kwargs": detector.arch_kwargs, "preprocess": detector.preprocess.model_dump(),
         "provenance": detector.provenance, "calibration": detector.calibration.model_dump(),
-        "logits_calibrated": True, "outputs": names, "parity": parity, "opset": OPSET,
+        "logits_calibrated": getattr(detector, "logits_calibrated", True), "outputs": names, "parity": parity, "opset": OPSET,
         "source_sha256": getattr(detector, "sha256", None), "exported_by": f"fakescope {__version__}",
     }
     entry = proto.metadata_props.add()
@@ -145,6 +146,8 @@ class OnnxDetector:
         self.provenance = meta.get("provenance") or {}
         self.calibration = Calibration(**(meta.get("calibration") or {}))
         self.outputs = list(meta["outputs"])
+        # an export of a model whose calibration hook was removed: apply the calibration here instead
+        self._calibrate_logits = not meta.get("logits_calibrated", True)
         self.name = name or meta.get("name") or path.name
         self.sha256 = sha256 or meta.get("source_sha256")
 
@@ -162,5 +165,7 @@ class OnnxDetector:
 
     def run(self, images: np.ndarray, outputs: Optional[list[str]] = None) -> dict[str, np.ndarray]:
         names = outputs or self.outputs
-        values = self.session.run(names, {"image": np.ascontiguousarray(images, dtype=np.float32)})
-        return dict(zip(names, values))
+        values = dict(zip(names, self.session.run(names, {"image": np.ascontiguousarray(images, dtype=np.float32)})))
+        if self._calibrate_logits and "logits" in values:
+            values["logits"] = self.calibration.apply(values["logits"])
+        return values

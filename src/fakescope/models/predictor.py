@@ -263,15 +263,17 @@ def _to_numpy(value) -> np.ndarray:
 
 
 def _cached_export(detector):
-    """The ONNX export of a PyTorch `LoadedDetector`, made once per checkpoint (by sha256) in the
-    cache folder ($FAKESCOPE_CACHE, else ~/.cache/fakescope/onnx)."""
+    """The ONNX export of a PyTorch `LoadedDetector`, made once per checkpoint (by sha256, and
+    whether its calibration hook is on) in the cache folder ($FAKESCOPE_CACHE, else
+    ~/.cache/fakescope/onnx)."""
     from .onnx import OnnxDetector, export_onnx
 
     sha256 = getattr(detector, "sha256", None)
     if sha256 is None:
         raise FakescopeError(f"model {detector.name!r} has no checkpoint file to export; use --backend torch")
     folder = Path(os.environ.get("FAKESCOPE_CACHE") or Path.home() / ".cache" / "fakescope") / "onnx"
-    target = folder / f"{sha256[:16]}.onnx"
+    state = "calibrated" if getattr(detector, "logits_calibrated", True) else "raw"  # raw_model() unhooks it
+    target = folder / f"{sha256[:16]}-{state}.onnx"
     if not target.is_file():
         partial = target.with_suffix(f".{os.getpid()}.partial")
         export_onnx(detector, partial)
