@@ -38,9 +38,9 @@ import torch
 from ..data.dataset import FaceCropDataset, load_mask
 from ..data.manifest import Manifest
 from ..device import resolve_device
-from ..models.video import check_video_head, video_head_probability
+from ..models.video import check_video_head, frame_features, video_head_probability
 from ..errors import FakescopeError
-from ..models.predictor import Predictor, frame_features_of, open_detector
+from ..models.predictor import Predictor, open_detector
 from .metrics import Decision, PixelMetrics, compute_metrics, compute_video_metrics
 
 
@@ -170,7 +170,7 @@ def _score_with_masks(
         for batch, maps in predictor.dataset_batches(FaceCropDataset(manifest, detector.preprocess), num_workers,
                                                      maps=True, grad_cam=grad_cam_masks):
             if features is not None:
-                features.extend(frame_features_of(maps.output, detector.name))
+                features.extend(frame_features(maps.output, detector.name))
             scores.append(np.asarray(maps.scores, dtype=float))
             if not source_known:
                 counts["source"], source_known = maps.source, True

@@ -21,6 +21,7 @@ from torch import nn
 from ..data.fingerprints import sha256_of
 from ..errors import ModelLoadError
 from ..registry import Registry
+from .calibration import HasCalibration
 from .spec import MIN_CROP_MARGIN, PreprocessSpec  # noqa: F401  (part of the contract; torch-free)
 
 if TYPE_CHECKING:
@@ -151,7 +152,7 @@ def write_calibration(source: str | Path, target: str | Path, calibration: "Cali
     return sha256_of(target)
 
 
-class LoadedDetector:
+class LoadedDetector(HasCalibration):
     """A model with its preprocessing, its calibration and where it came from.
 
     With a calibration, `model`'s "logits" are already calibrated (a forward hook), so
@@ -172,14 +173,6 @@ class LoadedDetector:
         self.sha256 = sha256  # of the checkpoint file it was loaded from (keys the ONNX export cache)
         self.calibration = calibration or Calibration()
         self._hook = attach(self.model, self.calibration) if not self.calibration.is_identity else None
-
-    @property
-    def threshold(self) -> float:
-        return self.calibration.threshold
-
-    @property
-    def band(self) -> float:
-        return self.calibration.band
 
     @property
     def logits_calibrated(self) -> bool:

@@ -45,6 +45,20 @@ class Calibration(BaseModel):
         return logits * self.scale + self.bias if not self.is_identity else logits
 
 
+class HasCalibration:
+    """The verdict rule of a loaded model (PyTorch or ONNX), from its `calibration`."""
+
+    calibration: Calibration
+
+    @property
+    def threshold(self) -> float:
+        return self.calibration.threshold
+
+    @property
+    def band(self) -> float:
+        return self.calibration.band
+
+
 def verdict(score: Optional[float], threshold: float, band: float = 0.0) -> Optional[str]:
     """"fake" (score >= threshold), "uncertain" (within `band` below it) or "real"; None for no score."""
     if score is None:
@@ -66,8 +80,9 @@ def attach(model: torch.nn.Module, calibration: Calibration):
     return model.register_forward_hook(calibrate)
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """P from a logit, in float64 (the one sigmoid of the NumPy paths: predictor, export, fitting)."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
 
 
 def _ece(probs: np.ndarray, labels: np.ndarray, weights: np.ndarray, bins: int = 15) -> float:
@@ -122,7 +137,7 @@ def fit_calibration(
     scale, bias = float(fit.coef_[0, 0]), float(fit.intercept_[0])
     if scale <= 0:
         raise ValueError(f"the model ranks these rows backwards (fitted scale {scale:.3f}); not calibrating")
-    before, after = _sigmoid(logits), _sigmoid(scale * logits + bias)
+    before, after = sigmoid(logits), sigmoid(scale * logits + bias)
 
     reals_of = {g: np.sort(after[(group_of == g) & (labels == 0)]) for g in sorted(set(groups))}
     reals_of = {g: reals for g, reals in reals_of.items() if len(reals)}  # groups without reals do not constrain

@@ -19,7 +19,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import ModelLoadError
-from .calibration import Calibration
+from .calibration import Calibration, HasCalibration, sigmoid
 from .spec import PreprocessSpec
 
 ONNX_FORMAT = "fakescope-onnx"
@@ -75,7 +75,7 @@ def export_onnx(detector, path: str | Path, batch: int = 2) -> dict[str, Any]:
     session = _session(proto.SerializeToString(), threads=1)
     got = dict(zip(names, session.run(names, {"image": x.numpy()})))
     parity = {n: float(np.abs(got[n] - expected[n].float().numpy()).max()) for n in names}
-    parity["scores"] = float(np.abs(_sigmoid(got["logits"]) - _sigmoid(expected["logits"].float().numpy())).max())
+    parity["scores"] = float(np.abs(sigmoid(got["logits"]) - sigmoid(expected["logits"].float().numpy())).max())
     if parity["scores"] > EXPORT_TOLERANCE:
         raise ModelLoadError(f"architecture {detector.arch!r}: ONNX Runtime's P(fake) differs from PyTorch's by "
                              f"{parity['scores']:.2e} (> {EXPORT_TOLERANCE:g}); keep --backend torch")
@@ -96,10 +96,6 @@ def export_onnx(detector, path: str | Path, batch: int = 2) -> dict[str, Any]:
     return metadata
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
-
-
 def _session(model: str | bytes, threads: Optional[int] = None):
     try:
         import onnxruntime as ort
@@ -112,7 +108,7 @@ def _session(model: str | bytes, threads: Optional[int] = None):
     return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
 
 
-class OnnxDetector:
+class OnnxDetector(HasCalibration):
     """A detector on ONNX Runtime: what `LoadedDetector` offers, without PyTorch.
 
     `run(images)` takes normalised float32 (N, 3, S, S) and returns the output dict as NumPy;
@@ -150,14 +146,6 @@ class OnnxDetector:
         self._calibrate_logits = not meta.get("logits_calibrated", True)
         self.name = name or meta.get("name") or path.name
         self.sha256 = sha256 or meta.get("source_sha256")
-
-    @property
-    def threshold(self) -> float:
-        return self.calibration.threshold
-
-    @property
-    def band(self) -> float:
-        return self.calibration.band
 
     @property
     def has_mask(self) -> bool:

@@ -22,14 +22,11 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 import numpy as np
 
 from ..errors import FakescopeError
+from .calibration import sigmoid
 from .spec import PreprocessSpec, normalise_crops
+from .video import frame_features
 
 BACKENDS = ("auto", "torch", "onnx")
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    z = np.asarray(z, dtype=np.float64)
-    return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
 
 def onnx_path_of(name_or_path: str | Path | None) -> Optional[Path]:
@@ -161,7 +158,7 @@ class Predictor:
         else:
             out = {k: _to_numpy(v) for k, v in self._torch_forward(images).items() if k in ("logits", "mask", "features")}
         out["logits"] = out["logits"].astype(np.float32, copy=False)
-        out["scores"] = sigmoid(out["logits"])
+        out["scores"] = sigmoid(out["logits"]).astype(np.float32)
         return out
 
     def _torch_forward(self, images, call: Optional[Callable] = None) -> dict:
@@ -245,17 +242,10 @@ class Predictor:
             scores.append(out["scores"])
             logits.append(out["logits"])
             if kept is not None:
-                kept.extend(frame_features_of(out, self.detector.name))
+                kept.extend(frame_features(out, self.detector.name))
         empty = np.zeros(0, np.float32)
         return PredictionSet(np.concatenate(scores) if scores else empty, np.concatenate(logits) if logits else empty,
                              kept)
-
-
-def frame_features_of(out: dict, model_name: str) -> list[np.ndarray]:
-    """The (D,) feature vectors of one batch's outputs; a one-line error when the model has none."""
-    if out.get("features") is None:
-        raise FakescopeError(f"model {model_name!r} returns no features, so its video head cannot run")
-    return list(np.asarray(out["features"], dtype=np.float32))
 
 
 def _to_numpy(value) -> np.ndarray:

@@ -45,12 +45,12 @@ def video_windows(count: int, window: Optional[int]) -> list[range]:
     return [range(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
-def frame_features(out: dict, model_name: str) -> list:
-    """The per-frame (D,) feature vectors of one forward pass's output, as CPU float tensors,
+def frame_features(out: dict, model_name: str) -> list[np.ndarray]:
+    """The per-frame (D,) feature vectors of one batch's outputs (the predictor's NumPy outputs),
     for a video head; a one-line FakescopeError when the model returns none."""
     if out.get("features") is None:
         raise FakescopeError(f"model {model_name!r} returns no features, so its video head cannot run")
-    return list(out["features"].detach().float().cpu())
+    return list(np.asarray(out["features"], dtype=np.float32))
 
 
 def video_head_probability(model, features, head: str) -> tuple[float, int]:

@@ -24,8 +24,8 @@ from .. import __version__
 from ..device import resolve_device, torch_available
 from ..errors import FakescopeError
 from ..models.calibration import verdict
-from ..models.predictor import Predictor, check_backend, frame_features_of, open_detector
-from ..models.video import check_video_head, video_head_probability
+from ..models.predictor import Predictor, check_backend, open_detector
+from ..models.video import check_video_head, frame_features, video_head_probability
 from ..models.zoo import DEFAULT_MODEL
 from .aggregate import AGGREGATORS
 from .explain import overlay
@@ -246,14 +246,15 @@ class Scanner:
         keys, crops, squares = self._crops(frames, faces_per_frame)
         scores, features, written = self._predict(path, frames, keys, crops, squares, track_of)
         timings["model"] = time.perf_counter() - t0
-        self._pack_faces(result, frames, faces_per_frame, dict(zip(keys, scores)), squares, track_of, written)
+        score_of = dict(zip(keys, scores))
+        self._pack_faces(result, frames, faces_per_frame, score_of, squares, track_of, written)
         if not result.faces:
             result.status, result.score, result.verdict = "no_face", None, None
             result.message = (f"{path}: no face of at least {self.settings.min_face_size} px found in {len(frames)} "
                               "frame(s) analysed (smaller faces: --min-face)")
             return result
         feature_of = dict(zip(keys, features)) if features is not None else {}
-        self._vote(result, frames, tracks, dict(zip(keys, scores)), feature_of)
+        self._vote(result, frames, tracks, score_of, feature_of)
         return result
 
     def _detect_chunk(self, chunk: list[Frame], faces_of: dict) -> float:
@@ -307,7 +308,7 @@ class Scanner:
         for which, batch in self.predictor.crop_batches(crops):
             maps = self.predictor.maps(batch)
             if features is not None:
-                features.extend(frame_features_of(maps.output, self.detector.name))
+                features.extend(frame_features(maps.output, self.detector.name))
             self._write_maps(maps, crops[which], keys[which], stem, frames, squares, track_of,
                              heatmap_dir, masks_dir, written)
             scores.extend(float(s) for s in maps.scores)
