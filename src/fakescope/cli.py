@@ -16,7 +16,7 @@ from typing import List, Optional
 import typer
 
 from .errors import FakescopeError
-from .scan.results import EXIT_INTERNAL, EXIT_USAGE, FileResult, ScanReport
+from .scan.results import EXIT_INTERNAL, EXIT_USAGE, FileResult, JsonlScan, ScanReport
 
 # rich_markup_mode=None: click's plain help. typer's rich help shows every flag as `--crops <bool>`
 # and takes [brackets] in help texts for markup, dropping them.
@@ -143,7 +143,7 @@ def scan(
     # One entry per input file, in input order, the way Scanner.scan expands them: the key the
     # jsonl's "path" field is matched on.
     inputs = [str(path) for path, _ in expand_inputs(paths)]
-    done: dict[str, FileResult] = dict(previous.results) if previous is not None else {}
+    done = {path: FileResult.from_dict(r) for path, r in previous.results.items()} if previous is not None else {}
     todo = [path for path in dict.fromkeys(inputs) if path not in done]
     if previous is not None and not quiet:
         skipped = sum(path in done for path in dict.fromkeys(inputs))
@@ -270,36 +270,13 @@ def _check_distinct(paths: dict[str, Optional[Path]]) -> None:
 
 # ----------------------------------------------------------------------------- --jsonl and --resume
 
-class _Previous:
-    """What an earlier run left in a --jsonl file."""
+def _read_jsonl(path: Path) -> JsonlScan:
+    from .scan.results import read_jsonl
 
-    def __init__(self, header: Optional[dict], results: dict[str, FileResult], complete_bytes: int,
-                 dropped_tail: bool):
-        self.header, self.results = header, results
-        self.complete_bytes = complete_bytes  # the file up to its last whole line
-        self.dropped_tail = dropped_tail
-
-
-def _read_jsonl(path: Path) -> _Previous:
-    """The header and the finished files' results (by path; a later line wins). A last line without
-    its newline is the one being written when the scan was killed: ignored, and cut off on append."""
-    data = path.read_bytes()
-    complete = data.rfind(b"\n") + 1
-    header, results = None, {}
-    for number, line in enumerate(data[:complete].split(b"\n")[:-1], start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            _fail(f"--resume: {path} line {number} is not JSON; is it a fakescope --jsonl file?")
-        if isinstance(record, dict) and "path" in record and "status" in record:
-            results[record["path"]] = _file_result(record)
-        elif number == 1 and isinstance(record, dict) and "fakescope_version" in record:
-            header = record
-        else:
-            _fail(f"--resume: {path} line {number} is neither a scan header nor a file result")
-    return _Previous(header, results, complete, dropped_tail=complete < len(data))
+    try:
+        return read_jsonl(path)
+    except ValueError as exc:
+        _fail(f"--resume: {path} {exc}")
 
 
 #: settings that change no score, status or verdict, so a resumed scan may change them
@@ -320,7 +297,7 @@ def _check_same_scan(path: Path, before: dict, now: dict) -> None:
               "resume with the same options, or start a new --jsonl file")
 
 
-def _open_jsonl(path: Path, previous: Optional[_Previous], header: dict):
+def _open_jsonl(path: Path, previous: Optional[JsonlScan], header: dict):
     """The --jsonl file, open for appending lines: a new file starts with the header; a resumed
     one is first cut back to its last whole line."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -334,23 +311,6 @@ def _open_jsonl(path: Path, previous: Optional[_Previous], header: dict):
         stream.write(json.dumps(header) + "\n")
         stream.flush()
     return stream
-
-
-def _file_result(record: dict) -> FileResult:
-    """A FileResult from its to_dict() form; keys a newer version may add are ignored."""
-    from dataclasses import fields
-
-    from .scan.results import FaceResult, FrameResult, TrackResult
-
-    def build(cls, values: dict):
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
-
-    result = build(FileResult, {k: v for k, v in record.items() if k not in ("tracks", "frames", "faces")})
-    result.tracks = [build(TrackResult, t) for t in record.get("tracks") or []]
-    result.frames = [build(FrameResult, f) for f in record.get("frames") or []]
-    result.faces = [build(FaceResult, f) for f in record.get("faces") or []]
-    return result
 
 
 # ----------------------------------------------------------------------------- printing

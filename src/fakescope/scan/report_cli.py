@@ -22,14 +22,16 @@ def register(app: typer.Typer) -> None:
             fail(f"{source}: no such file (give the file `fakescope scan --json` or --jsonl wrote)")
         if output.is_dir():
             fail(f"--output {output} is a folder; give a file name")
+        from .results import read_jsonl
+
         try:
-            text = source.read_text(encoding="utf-8")
             if source.suffix == ".jsonl":
-                lines = [json.loads(line) for line in text.splitlines() if line.strip()]
-                header = lines[0] if lines and "path" not in lines[0] else {}
-                report = {**header, "results": [line for line in lines if "path" in line]}
+                scan = read_jsonl(source)
+                if scan.dropped_tail:
+                    err.print(f"{source}: its unfinished last line (a scan killed mid-write) is left out", highlight=False)
+                report = {**(scan.header or {}), "results": list(scan.results.values())}
             else:
-                report = json.loads(text)
+                report = json.loads(source.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             fail(f"{source}: not a scan's JSON ({exc})")
         if not isinstance(report, dict) or not isinstance(report.get("results"), list):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
@@ -88,6 +88,53 @@ class FileResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> "FileResult":
+        """A FileResult from its to_dict() form; keys a newer version may add are ignored."""
+
+        def build(kind, values: dict):
+            names = {f.name for f in fields(kind)}
+            return kind(**{k: v for k, v in values.items() if k in names})
+
+        result = build(cls, {k: v for k, v in record.items() if k not in ("tracks", "frames", "faces")})
+        result.tracks = [build(TrackResult, t) for t in record.get("tracks") or []]
+        result.frames = [build(FrameResult, f) for f in record.get("frames") or []]
+        result.faces = [build(FaceResult, f) for f in record.get("faces") or []]
+        return result
+
+
+@dataclass
+class JsonlScan:
+    """What a `scan --jsonl` file holds (see `read_jsonl`)."""
+
+    header: Optional[dict[str, Any]]  # {"fakescope_version", "model", "settings"}, or None
+    results: dict[str, dict[str, Any]]  # the finished files' results by path (a later line wins)
+    complete_bytes: int  # the file up to its last whole line
+    dropped_tail: bool  # the last line had no newline: the one being written when the scan was killed
+
+
+def read_jsonl(path: str | Path) -> JsonlScan:
+    """Read a `scan --jsonl` file. A last line without its newline is left out (`dropped_tail`);
+    any other line that is neither the header (line 1) nor a file result raises ValueError
+    ("line N is ...")."""
+    data = Path(path).read_bytes()
+    complete = data.rfind(b"\n") + 1
+    header, results = None, {}
+    for number, line in enumerate(data[:complete].split(b"\n")[:-1], start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise ValueError(f"line {number} is not JSON; is it a fakescope --jsonl file?") from None
+        if isinstance(record, dict) and "path" in record and "status" in record:
+            results[record["path"]] = record
+        elif number == 1 and isinstance(record, dict) and "fakescope_version" in record:
+            header = record
+        else:
+            raise ValueError(f"line {number} is neither a scan header nor a file result")
+    return JsonlScan(header, results, complete, dropped_tail=complete < len(data))
 
 
 @dataclass
