@@ -462,6 +462,7 @@ from .data.synth_cli import register as _register_synth; _register_synth(app)  #
 from .models.export_cli import register as _register_export; _register_export(app)  # noqa: E402,E702
 from .scan.bench_cli import register as _register_bench; _register_bench(app)  # noqa: E402,E702
 from .scan.report_cli import register as _register_report; _register_report(app)  # noqa: E402,E702
+from .serve.cli import register as _register_serve; _register_serve(app)  # noqa: E402,E702
 # -- end of registered commands --
 
 

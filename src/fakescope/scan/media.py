@@ -145,14 +145,18 @@ def _try_open_image(path: Path) -> Image.Image | None:
         return None
 
 
-def _decode_image(path: Path, image: Image.Image, limits: MediaLimits) -> tuple[MediaInfo, list[Frame]]:
-    width, height = image.size
+def _check_pixels(path: Path, width: int, height: int, limits: MediaLimits) -> None:
     if width * height > limits.max_pixels:
         raise MediaError(
             f"{path}: {width}x{height} is {_amount(width * height / 1e6)} MP, over the "
             f"{_amount(limits.max_pixels / 1e6)} MP limit (raise it with --max-megapixels)",
             "too_large",
         )
+
+
+def _decode_image(path: Path, image: Image.Image, limits: MediaLimits) -> tuple[MediaInfo, list[Frame]]:
+    width, height = image.size
+    _check_pixels(path, width, height, limits)
     try:
         image.load()
         image = ImageOps.exif_transpose(image)  # phone photos carry their rotation in EXIF
@@ -170,25 +174,9 @@ def _sample_video(path: Path, num_frames: int, limits: MediaLimits, exact_frames
                   run_length: int = 1, on_frame=None) -> tuple[MediaInfo, list[Frame]]:
     import av
 
+    container = _open_container(path)
     try:
-        container = av.open(str(path), metadata_errors="ignore")
-    except av.error.FFmpegError as exc:
-        code = "corrupt" if media_kind_from_extension(path) == "video" else "not_media"
-        what = "a damaged or truncated video" if code == "corrupt" else "neither an image nor a video"
-        raise MediaError(f"{path}: {what} ({_ffmpeg_reason(exc)})", code) from None
-    try:
-        if container.format.name in _NON_VIDEO_DEMUXERS:
-            raise MediaError(f"{path}: neither an image nor a video", "not_media")
-        if not container.streams.video and not container.streams.audio:
-            if media_kind_from_extension(path) == "video":  # e.g. an MP4 cut inside its header
-                raise MediaError(f"{path}: a damaged or truncated video (no stream could be read)", "corrupt")
-            raise MediaError(f"{path}: neither an image nor a video", "not_media")
-        # Cover art of an audio file (MP3, M4A, podcast MP4) shows up as a one-picture
-        # video stream flagged attached_pic: it is not a video to scan.
-        videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
-        if not videos:
-            raise MediaError(f"{path}: the file holds no video stream (audio only?)", "no_video_stream")
-        stream = videos[0]
+        stream = _video_stream(path, container)
         info = _video_info(path, container, stream, limits)
         stream.thread_type = "AUTO"
         if run_length > 1:
@@ -206,6 +194,58 @@ def _sample_video(path: Path, num_frames: int, limits: MediaLimits, exact_frames
     if not frames:
         raise MediaError(f"{path}: no frame could be decoded (truncated or damaged video)", "corrupt")
     return info, frames
+
+
+def _open_container(path: Path):
+    import av
+
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except av.error.FFmpegError as exc:
+        code = "corrupt" if media_kind_from_extension(path) == "video" else "not_media"
+        what = "a damaged or truncated video" if code == "corrupt" else "neither an image nor a video"
+        raise MediaError(f"{path}: {what} ({_ffmpeg_reason(exc)})", code) from None
+
+
+def _video_stream(path: Path, container):
+    """The container's video stream to scan, or the MediaError that says why there is none."""
+    import av
+
+    if container.format.name in _NON_VIDEO_DEMUXERS:
+        raise MediaError(f"{path}: neither an image nor a video", "not_media")
+    if not container.streams.video and not container.streams.audio:
+        if media_kind_from_extension(path) == "video":  # e.g. an MP4 cut inside its header
+            raise MediaError(f"{path}: a damaged or truncated video (no stream could be read)", "corrupt")
+        raise MediaError(f"{path}: neither an image nor a video", "not_media")
+    # Cover art of an audio file (MP3, M4A, podcast MP4) shows up as a one-picture
+    # video stream flagged attached_pic: it is not a video to scan.
+    videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not videos:
+        raise MediaError(f"{path}: the file holds no video stream (audio only?)", "no_video_stream")
+    return videos[0]
+
+
+def probe_media(path: str | Path, limits: MediaLimits = MediaLimits()) -> MediaInfo:
+    """What `load_media` would find in the file's header, without decoding a frame: the same
+    MediaError for a file beyond the limits (size, pixels, duration) or one that is not media.
+    Milliseconds, so a service can refuse an upload before queueing it."""
+    import av
+
+    path = Path(path)
+    check_file(path, limits)
+    image = _try_open_image(path)
+    if image is not None:
+        width, height = image.size
+        image.close()
+        _check_pixels(path, width, height, limits)
+        return MediaInfo(kind="image", width=width, height=height)
+    container = _open_container(path)
+    try:
+        return _video_info(path, container, _video_stream(path, container), limits)
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"{path}: the video could not be read ({_ffmpeg_reason(exc)})", "corrupt") from None
+    finally:
+        container.close()
 
 
 def _ffmpeg_reason(exc: Exception) -> str:

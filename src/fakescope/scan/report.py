@@ -15,7 +15,7 @@ import base64
 import html
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import cv2
 import numpy as np
@@ -24,16 +24,16 @@ THUMB = 96  # px, face thumbnails
 KEY_FRAME_WIDTH = 960  # px at most
 MAX_FACES_SHOWN = 48  # per file: the most suspicious first
 
-_STYLE = """
-body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#1b1b1b;padding:0 1em}
-h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2.2em;border-bottom:1px solid #ddd;padding-bottom:.2em;word-break:break-all}
-.v{font-weight:700;padding:.1em .5em;border-radius:3px;color:#fff}.fake{background:#c62828}.real{background:#2e7d32}
-.uncertain{background:#f9a825;color:#222}.none{background:#757575}
-table{border-collapse:collapse;margin:.6em 0}td,th{border-bottom:1px solid #eee;padding:.25em .7em;text-align:left}
-.faces{display:flex;flex-wrap:wrap;gap:8px}.face{text-align:center;font-size:12px}.face img{display:block}
-img.key{max-width:100%;border:1px solid #ccc}code,pre{background:#f5f5f5;padding:.1em .3em}
-pre{padding:.6em;overflow:auto;max-height:20em}.muted{color:#666}
-"""
+def report_css() -> str:
+    """The report's style sheet (report.css, beside this file); the web page serves the same one."""
+    from importlib import resources
+
+    return resources.files("fakescope.scan").joinpath("report.css").read_text(encoding="utf-8")
+
+
+
+#: where a file's pictures come from: (its position in the report, its result) -> {picture name: img src}
+Sources = Callable[[int, dict], dict[str, str]]
 
 
 def write_html(report: dict[str, Any], path: str | Path) -> Path:
@@ -44,10 +44,28 @@ def write_html(report: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-def render_html(report: dict[str, Any]) -> str:
+def embedded_sources(settings: dict) -> Sources:
+    """Pictures cut from the media again and embedded as data URIs (the self-contained report)."""
+    threshold, _ = _threshold(settings)
+
+    def sources(_number: int, result: dict) -> dict[str, str]:
+        frames = _frames_of(result, settings) if result.get("status") == "ok" else None
+        if frames is None:
+            return {}
+        return {name: data_uri(image, name) for name, image in evidence_images(result, frames, threshold).items()}
+
+    return sources
+
+
+def _threshold(settings: dict) -> tuple[float, float]:
+    return float(settings.get("threshold", 0.5)), float(settings.get("uncertain_band", 0.0) or 0.0)
+
+
+def render_html(report: dict[str, Any], sources: Optional[Sources] = None) -> str:
+    """The whole report page; `sources` gives each file's pictures (default: embedded)."""
     settings = report.get("settings", {})
-    threshold = float(settings.get("threshold", 0.5))
-    band = float(settings.get("uncertain_band", 0.0) or 0.0)
+    threshold, band = _threshold(settings)
+    sources = sources or embedded_sources(settings)
     model = report.get("model", {})
     results = report.get("results", [])
     counts: dict[str, int] = {}
@@ -57,7 +75,7 @@ def render_html(report: dict[str, Any]) -> str:
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         "<meta name=viewport content='width=device-width,initial-scale=1'>",
-        f"<title>fakescope report: {len(results)} file(s)</title><style>{_STYLE}</style></head><body>",
+        f"<title>fakescope report: {len(results)} file(s)</title><style>{report_css()}</style></head><body>",
         f"<h1>fakescope report: {len(results)} file(s)</h1>",
         f"<p>{_e(', '.join(f'{n} {k}' for k, n in sorted(counts.items())))}. Verdicts: {_e(rule)}. "
         f"Model <code>{_e(model.get('name'))}</code> ({_e(model.get('arch'))}, {_e(model.get('backend', ''))} "
@@ -65,15 +83,21 @@ def render_html(report: dict[str, Any]) -> str:
         _summary_table(results),
     ]
     for number, result in enumerate(results):
-        parts.append(_file_section(number, result, settings, threshold, band))
-    parts.append("<h2>Model</h2>")
+        parts.append(render_file(number, result, settings, sources(number, result)))
+    parts.append(render_model(model, settings))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def render_model(model: dict, settings: dict) -> str:
+    """The model, its preprocessing, provenance and the scan settings."""
+    parts = ["<h2>Model</h2>"]
     parts.append(f"<p>{_e(model.get('name'))}: architecture {_e(model.get('arch'))}, preprocessing "
                  f"<code>{_e(json.dumps(model.get('preprocess', {})))}</code>.</p>")
     parts.append(f"<details><summary>provenance (what it was trained and calibrated on)</summary><pre>"
                  f"{_e(json.dumps(_trim(model.get('provenance', {})), indent=2))}</pre></details>")
     parts.append(f"<details><summary>scan settings</summary><pre>{_e(json.dumps(settings, indent=2))}</pre></details>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return "".join(parts)
 
 
 # ----------------------------------------------------------------------------- sections
@@ -90,60 +114,63 @@ def _summary_table(results: list[dict]) -> str:
     return "".join(rows)
 
 
-def _file_section(number: int, r: dict, settings: dict, threshold: float, band: float) -> str:
+def render_file(number: int, r: dict, settings: dict, src: dict[str, str]) -> str:
+    """One file's section: verdict, people, timeline, key frames and faces. `src` maps the picture
+    names of `evidence_images` to img sources (data URIs in the report, URLs on the web page)."""
+    threshold, band = _threshold(settings)
     out = [f"<h2 id='file{number}'>{_e(r['path'])}</h2>"]
     if r.get("status") != "ok":
         out.append(f"<p>{_badge(r)} {_e(r.get('message') or '')}</p>")
         return "".join(out)
     out.append(f"<p>{_badge(r)} P(fake) = <b>{r['score']:.3f}</b> ({r['from_threshold']:+.3f} from the threshold "
-               f"{threshold:.3f}); {r.get('frames_analysed')} frame(s) analysed, {r.get('faces_found')} face(s), "
-               f"{len(r.get('tracks', []))} person(s); {r.get('seconds', 0):.2f} s.</p>")
+               f"{threshold:.3f}); {_scope(r)}; {r.get('seconds', 0):.2f} s.</p>")
     for warning in r.get("warnings", []):
         out.append(f"<p class=muted>warning: {_e(warning)}</p>")
-    frames = _frames_of(r, settings)
-    if frames is None:
+    if not src:
         out.append("<p class=muted>The media file is not where the scan read it, so no thumbnails or key frame.</p>")
     faces = r.get("faces", [])
-    thumbs = {}
-    if frames is not None:
-        for i, face in enumerate(faces):
-            image = frames.get(face["frame_index"])
-            if image is not None:
-                thumbs[i] = _thumbnail(image, face)
-    out.append("<table><tr><th>person</th><th>face</th><th>P(fake)</th><th>vs threshold</th><th>verdict</th>"
-               "<th>faces</th><th>frames</th><th>voted</th></tr>")
+    out.append("<table class=people><tr><th>person</th><th>face</th><th>P(fake)</th><th>vs threshold</th><th>verdict</th>"
+               f"<th>faces</th>{'' if r.get('kind') == 'image' else '<th>frames</th><th>voted</th>'}</tr>")
     for track in r.get("tracks", []):
         members = [i for i, f in enumerate(faces) if f["track"] == track["track"]]
         best = max(members, key=lambda i: faces[i]["score"]) if members else None
-        thumb = _img(thumbs[best], "png", THUMB) if best in thumbs else ""
+        thumb = _img(src.get(face_picture(best)), THUMB) if best is not None else ""
+        video_columns = "" if r.get("kind") == "image" else (
+            f"<td>{track['first_frame']}-{track['last_frame']}</td>"
+            f"<td>{'yes' if track['used_for_verdict'] else 'no (seen in few frames)'}</td>")
         out.append(f"<tr><td>{track['track']}</td><td>{thumb}</td><td>{track['score']:.3f}</td>"
                    f"<td>{track.get('from_threshold', 0):+.3f}</td><td>{_badge(track)}</td><td>{track['faces']}</td>"
-                   f"<td>{track['first_frame']}-{track['last_frame']}</td>"
-                   f"<td>{'yes' if track['used_for_verdict'] else 'no (seen in few frames)'}</td></tr>")
+                   f"{video_columns}</tr>")
     out.append("</table>")
     if r.get("kind") == "video" and faces:
         out.append(_timeline(r, threshold, band))
-    if frames is not None and faces:
-        key = max(faces, key=lambda f: f["score"])["frame_index"]
-        annotated = _annotate(frames[key], [f for f in faces if f["frame_index"] == key], threshold)
+    if KEY_FRAME in src:
+        key = key_frame_index(r)
         what = "the image" if r.get("kind") == "image" else f"frame {key}, the most suspicious face's"
-        out.append(f"<p>Key frame ({_e(what)}): each face's box, person and P(fake).</p>")
-        out.append(_img(annotated, "jpg", None, css="key"))
+        out.append(f"<p>Key frame ({_e(what)}): each face's box, person and P(fake)"
+                   f"{'; beside it, the forgery map placed back on the frame' if KEY_FRAME_MAP in src else ''}.</p>")
+        out.append(f"<div class=keyframes>{_img(src[KEY_FRAME], None, css='key')}"
+                   f"{_img(src.get(KEY_FRAME_MAP), None, css='key')}</div>")
     shown = sorted(range(len(faces)), key=lambda i: -faces[i]["score"])[:MAX_FACES_SHOWN]
-    if shown and (thumbs or any(faces[i].get("heatmap") for i in shown)):
+    if shown and any(face_picture(i) in src for i in shown):
+        with_maps = any(heatmap_picture(i) in src for i in shown)
         out.append(f"<p>Scored faces, most suspicious first ({len(shown)} of {len(faces)})"
-                   f"{'; with the heatmap the scan wrote' if any(faces[i].get('heatmap') for i in shown) else ''}:</p>")
+                   f"{'; each with its forgery map, colour scale and score' if with_maps else ''}:</p>")
         out.append("<div class=faces>")
         for i in shown:
             face = faces[i]
-            images = _img(thumbs[i], "png", THUMB) if i in thumbs else ""
-            heat = _heatmap_with_scale(face["heatmap"], face["score"]) if face.get("heatmap") else None
-            if heat is not None:
-                images += _img(heat, "png", THUMB)
-            out.append(f"<div class=face>{images}frame {face['frame_index']}, person {face['track']}<br>"
-                       f"P(fake) {face['score']:.3f}</div>")
+            where = "" if r.get("kind") == "image" else f"frame {face['frame_index']}, "
+            out.append(f"<div class=face>{_img(src.get(face_picture(i)), THUMB)}{_img(src.get(heatmap_picture(i)), THUMB)}"
+                       f"{where}person {face['track']}<br>P(fake) {face['score']:.3f}</div>")
         out.append("</div>")
     return "".join(out)
+
+
+def _scope(r: dict) -> str:
+    people = f"{len(r.get('tracks', []))} person(s)"
+    if r.get("kind") == "image":
+        return f"an image of {r.get('media', {}).get('width')}x{r.get('media', {}).get('height')}, {r.get('faces_found')} face(s)"
+    return f"{r.get('frames_analysed')} frame(s) analysed, {r.get('faces_found')} face(s), {people}"
 
 
 def _timeline(r: dict, threshold: float, band: float, width: int = 900, height: int = 220) -> str:
@@ -204,6 +231,63 @@ def _frames_of(r: dict, settings: dict) -> Optional[dict[int, np.ndarray]]:
     return {f.index: f.image for f in frames}
 
 
+KEY_FRAME = "keyframe.jpg"  # the key frame, each face's box, person and P(fake) drawn on it
+KEY_FRAME_MAP = "keyframe-map.jpg"  # the same frame with the faces' forgery maps placed back on it, and a colour bar
+
+
+def face_picture(i: Optional[int]) -> str:
+    return f"face-{i:04d}.png"  # face i's thumbnail
+
+
+def heatmap_picture(i: int) -> str:
+    return f"heatmap-{i:04d}.png"  # face i's heatmap (the scan's --heatmap PNG) with a colour bar and its score
+
+
+def key_frame_index(r: dict) -> int:
+    return max(r["faces"], key=lambda f: f["score"])["frame_index"]
+
+
+def evidence_images(r: dict, frames: dict[int, np.ndarray], threshold: float) -> dict[str, np.ndarray]:
+    """The pictures of one scored file (RGB arrays, by the names above): thumbnails of every face,
+    heatmaps with a scale where the scan wrote them, the annotated key frame and, where the scan
+    wrote masks (`--masks`), the key frame with its faces' maps placed back on it."""
+    faces = r.get("faces", [])
+    pictures: dict[str, np.ndarray] = {}
+    for i, face in enumerate(faces):
+        image = frames.get(face["frame_index"])
+        if image is not None:
+            pictures[face_picture(i)] = _thumbnail(image, face)
+        if face.get("heatmap"):
+            heat = _heatmap_with_scale(face["heatmap"], face["score"])
+            if heat is not None:
+                pictures[heatmap_picture(i)] = heat
+    if faces and frames.get(key_frame_index(r)) is not None:
+        key = key_frame_index(r)
+        on_frame = [f for f in faces if f["frame_index"] == key]
+        pictures[KEY_FRAME] = _annotate(frames[key], on_frame, threshold)
+        mapped = _frame_map(frames[key], on_frame)
+        if mapped is not None:
+            pictures[KEY_FRAME_MAP] = _with_colour_bar(_annotate(mapped, on_frame, threshold))
+    return pictures
+
+
+def encode_picture(rgb: np.ndarray, name: str) -> bytes:
+    """PNG or JPEG bytes, by the name's extension."""
+    jpeg = name.endswith(".jpg")
+    ok, encoded = cv2.imencode(".jpg" if jpeg else ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, 85] if jpeg else [])
+    if not ok:
+        raise ValueError(f"cannot encode {name}")
+    return encoded.tobytes()
+
+
+def data_uri(picture: np.ndarray | bytes, name: str) -> str:
+    """An img src holding the picture (an RGB array, or its encoded bytes) itself."""
+    mime = "jpeg" if name.endswith(".jpg") else "png"
+    encoded = picture if isinstance(picture, bytes) else encode_picture(picture, name)
+    return f"data:image/{mime};base64,{base64.b64encode(encoded).decode()}"
+
+
 def _thumbnail(image: np.ndarray, face: dict) -> np.ndarray:
     from .faces import crop_face
 
@@ -218,8 +302,52 @@ def _annotate(image: np.ndarray, faces: list[dict], threshold: float) -> np.ndar
         colour = (198, 40, 40) if face["score"] >= threshold else (46, 125, 50)
         cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, 2)
         label = f"person {face['track']}  P(fake) {face['score']:.2f}"
-        cv2.putText(canvas, label, (x1, max(14, y1 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+        (w, h), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        y = max(h + 4, y1 - 4)
+        cv2.rectangle(canvas, (x1, y - h - 4), (x1 + w + 4, y + 2), (255, 255, 255), -1)  # readable on any frame
+        cv2.putText(canvas, label, (x1 + 2, y - 1), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
     return canvas
+
+
+def _frame_map(image: np.ndarray, faces: list[dict], alpha: float = 0.5) -> Optional[np.ndarray]:
+    """The frame with each face's mask (P(manipulated), the scan's --masks PNG over its crop_box)
+    placed back with `explain.uncrop` and blended in as JET inside the face squares; None without masks."""
+    from .explain import uncrop
+
+    height, width = image.shape[:2]
+    combined = np.zeros((height, width), np.float32)
+    covered = np.zeros((height, width), bool)
+    for face in faces:
+        mask = cv2.imread(face["mask"], cv2.IMREAD_GRAYSCALE) if face.get("mask") and face.get("crop_box") else None
+        if mask is None:
+            continue
+        square = tuple(int(v) for v in face["crop_box"])
+        combined = np.maximum(combined, uncrop(mask.astype(np.float32) / 255.0, square, (height, width)))
+        left, top, right, bottom = square
+        covered[max(top, 0):max(bottom, 0), max(left, 0):max(right, 0)] = True
+    if not covered.any():
+        return None
+    colour = cv2.applyColorMap(np.uint8(255 * combined), cv2.COLORMAP_JET)[..., ::-1].astype(np.float32)
+    weight = np.where(covered, alpha, 0.0)[..., None]
+    return np.uint8(image * (1 - weight) + colour * weight)
+
+
+def _colour_bar(length: int, thickness: int = 10) -> np.ndarray:
+    """A horizontal JET scale from 0 (left) to 1 (right), RGB."""
+    ramp = np.tile(np.linspace(0, 255, length).astype(np.uint8), (thickness, 1))
+    return cv2.applyColorMap(ramp, cv2.COLORMAP_JET)[..., ::-1]
+
+
+def _with_colour_bar(image: np.ndarray) -> np.ndarray:
+    """`image` over a labelled scale of P(manipulated), 0 (left) to 1 (right)."""
+    width = image.shape[1]
+    strip = np.full((40, width, 3), 255, np.uint8)
+    cv2.putText(strip, "forgery map: P(manipulated)", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(strip, "0", (4, 33), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(strip, "1", (width - 14, 33), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    if width > 40:
+        strip[22:32, 18:width - 18] = _colour_bar(width - 36)
+    return np.vstack([image, strip])
 
 
 def _heatmap_with_scale(png: str, score: float) -> Optional[np.ndarray]:
@@ -228,7 +356,7 @@ def _heatmap_with_scale(png: str, score: float) -> Optional[np.ndarray]:
     if image is None:
         return None
     image = cv2.cvtColor(cv2.resize(image, (THUMB, THUMB)), cv2.COLOR_BGR2RGB)
-    bar = cv2.applyColorMap(np.tile(np.linspace(0, 255, THUMB).astype(np.uint8), (8, 1)), cv2.COLORMAP_JET)[..., ::-1]
+    bar = _colour_bar(THUMB, 8)
     strip = np.full((16, THUMB, 3), 255, np.uint8)
     cv2.putText(strip, "0", (1, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(strip, "1", (THUMB - 8, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
@@ -236,15 +364,12 @@ def _heatmap_with_scale(png: str, score: float) -> Optional[np.ndarray]:
     return np.vstack([image, bar, strip])
 
 
-def _img(rgb: np.ndarray, kind: str, size: Optional[int], css: str = "") -> str:
-    ok, encoded = cv2.imencode(f".{kind}", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_JPEG_QUALITY, 85] if kind == "jpg" else [])
-    if not ok:
+def _img(src: Optional[str], size: Optional[int], css: str = "") -> str:
+    if not src:
         return ""
-    mime = "jpeg" if kind == "jpg" else kind
     width = f" width={size}" if size else ""
     cls = f" class={css}" if css else ""
-    return f"<img{cls}{width} alt='' src='data:image/{mime};base64,{base64.b64encode(encoded.tobytes()).decode()}'>"
+    return f"<img{cls}{width} alt='' src='{_e(src)}'>"
 
 
 # ----------------------------------------------------------------------------- text

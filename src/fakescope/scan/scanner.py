@@ -193,22 +193,29 @@ class Scanner:
         info["backend"] = self.predictor.backend
         return info
 
-    def scan_file(self, path: str | Path) -> FileResult:
+    def scan_file(self, path: str | Path, on_progress: Callable[[int], None] | None = None,
+                  on_frames: Callable[[list[Frame]], None] | None = None) -> FileResult:
+        """One file. `on_progress(frames_done)` is called as face detection gets through the sampled
+        frames; `on_frames(frames)` receives the decoded frames at the end (the web service cuts its
+        thumbnails and key frames from them instead of decoding again)."""
         path = Path(path)
         if not self.settings.crops:
             self.face_detector  # build MTCNN before the clock starts, so timings are the file's own
         stream = _FrameStream(path)
         threading.Thread(target=stream.decode, args=(self.settings,), name="fakescope-decode", daemon=True).start()
-        return self._finish(path, stream)
+        result = self._finish(path, stream, on_progress)
+        if on_frames is not None and stream.frames:
+            on_frames(stream.frames)
+        return result
 
     # ------------------------------------------------------------------ stages
-    def _finish(self, path: Path, stream: "_FrameStream") -> FileResult:
+    def _finish(self, path: Path, stream: "_FrameStream", on_progress=None) -> FileResult:
         """Stages 2-5 on the frames as they decode; every failure becomes the file's status.
         `seconds` is the wall time from here (decoding may have started earlier, beside the
         previous file) to the result."""
         started = time.perf_counter()
         try:
-            result = self._analyse(path, stream)
+            result = self._analyse(path, stream, on_progress)
         except FakescopeError as exc:
             result = FileResult(path=str(path), status=exc.code, message=exc.message)
         except MemoryError:
@@ -219,7 +226,7 @@ class Scanner:
         result.seconds = time.perf_counter() - started
         return result
 
-    def _analyse(self, path: Path, stream: "_FrameStream") -> FileResult:
+    def _analyse(self, path: Path, stream: "_FrameStream", on_progress=None) -> FileResult:
         faces_of: dict[int, list[Face]] = {}  # id(frame) -> its faces
         detecting = 0.0
         chunk: list[Frame] = []
@@ -228,6 +235,8 @@ class Scanner:
             if len(chunk) == DETECTION_CHUNK:
                 detecting += self._detect_chunk(chunk, faces_of)
                 chunk = []
+                if on_progress is not None:
+                    on_progress(len(faces_of))
         detecting += self._detect_chunk(chunk, faces_of)
         if stream.error is not None:
             raise stream.error
