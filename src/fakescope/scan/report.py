@@ -297,16 +297,23 @@ def _thumbnail(image: np.ndarray, face: dict) -> np.ndarray:
 def _annotate(image: np.ndarray, faces: list[dict], threshold: float) -> np.ndarray:
     scale = min(1.0, KEY_FRAME_WIDTH / image.shape[1])
     canvas = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image.copy()
+    font, weight = _font_for(canvas.shape[1])
     for face in faces:
         x1, y1, x2, y2 = (int(round(v * scale)) for v in face["box"])
         colour = (198, 40, 40) if face["score"] >= threshold else (46, 125, 50)
-        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, 2)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, 2 * weight)
         label = f"person {face['track']}  P(fake) {face['score']:.2f}"
-        (w, h), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
-        y = max(h + 4, y1 - 4)
-        cv2.rectangle(canvas, (x1, y - h - 4), (x1 + w + 4, y + 2), (255, 255, 255), -1)  # readable on any frame
-        cv2.putText(canvas, label, (x1 + 2, y - 1), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+        (w, h), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font, weight)
+        y = max(h + 6, y1 - 4)
+        x = min(max(0, x1), max(0, canvas.shape[1] - w - 6))
+        cv2.rectangle(canvas, (x, y - h - 6), (x + w + 6, y + 4), (255, 255, 255), -1)  # readable on any frame
+        cv2.putText(canvas, label, (x + 3, y), cv2.FONT_HERSHEY_SIMPLEX, font, colour, weight, cv2.LINE_AA)
     return canvas
+
+
+def _font_for(width: int) -> tuple[float, int]:
+    """Label size and stroke for a picture `width` px wide, readable when it is shown half size."""
+    return (0.5, 1) if width < 640 else (0.8, 2)
 
 
 def _frame_map(image: np.ndarray, faces: list[dict], alpha: float = 0.5) -> Optional[np.ndarray]:
@@ -341,12 +348,16 @@ def _colour_bar(length: int, thickness: int = 10) -> np.ndarray:
 def _with_colour_bar(image: np.ndarray) -> np.ndarray:
     """`image` over a labelled scale of P(manipulated), 0 (left) to 1 (right)."""
     width = image.shape[1]
-    strip = np.full((40, width, 3), 255, np.uint8)
-    cv2.putText(strip, "forgery map: P(manipulated)", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(strip, "0", (4, 33), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(strip, "1", (width - 14, 33), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    if width > 40:
-        strip[22:32, 18:width - 18] = _colour_bar(width - 36)
+    font, weight = _font_for(width)
+    line = int(32 * font)  # px per text line
+    strip = np.full((2 * line + 12, width, 3), 255, np.uint8)
+    black = (0, 0, 0)
+    cv2.putText(strip, "forgery map: P(manipulated)", (6, line), cv2.FONT_HERSHEY_SIMPLEX, font, black, weight, cv2.LINE_AA)
+    cv2.putText(strip, "0", (6, 2 * line + 4), cv2.FONT_HERSHEY_SIMPLEX, font, black, weight, cv2.LINE_AA)
+    cv2.putText(strip, "1", (width - line, 2 * line + 4), cv2.FONT_HERSHEY_SIMPLEX, font, black, weight, cv2.LINE_AA)
+    left, right = line + 4, width - line - 8
+    if right - left > 10:
+        strip[line + 10:2 * line + 6, left:right] = _colour_bar(right - left, line - 4)
     return np.vstack([image, strip])
 
 
