@@ -16,17 +16,14 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from serve_helpers import ServerProcess  # noqa: E402
+from serve_helpers import ServerProcess, run_load  # noqa: E402
 
 
 def shared() -> Path:
@@ -40,46 +37,6 @@ def media_files(kind: str, count: int) -> list[Path]:
     if not pool:
         raise SystemExit(f"no shared {kind} under {shared()}")
     return [pool[i % len(pool)] for i in range(count)]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
-
-
-def run_load(server: ServerProcess, files: list[Path], poll: float = 0.1) -> dict:
-    """Upload every file at once (one thread each), wait for all; the timings."""
-    start = threading.Barrier(len(files))
-    rows: list[dict] = [{} for _ in files]
-
-    def client(i: int, path: Path) -> None:
-        start.wait()
-        began = time.perf_counter()
-        response = server.submit(path)
-        uploaded = time.perf_counter()
-        if response.status_code != 201:
-            rows[i] = {"file": path.name, "state": f"HTTP {response.status_code}", "detail": response.text[:200]}
-            return
-        job = server.wait(response.json()["id"], timeout=1800, poll=poll)
-        rows[i] = {"file": path.name, "state": job["state"], "status": job["status"],
-                   "upload_s": uploaded - began, "to_result_s": time.perf_counter() - began}
-
-    threads = [threading.Thread(target=client, args=(i, p)) for i, p in enumerate(files)]
-    wall = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - wall
-    done = [r for r in rows if r.get("state") == "done"]
-    times = [r["to_result_s"] for r in done]
-    summary = {"uploads": len(files), "done": len(done), "wall_s": round(wall, 2),
-               "jobs_per_s": round(len(done) / wall, 2) if wall else None}
-    if times:
-        summary.update(p50_s=round(statistics.median(times), 2), p95_s=round(percentile(times, 95), 2),
-                       max_s=round(max(times), 2),
-                       upload_p95_s=round(percentile([r["upload_s"] for r in done], 95), 3))
-    return {"summary": summary, "rows": rows}
 
 
 def main() -> int:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import signal
+import statistics
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -123,3 +125,43 @@ def worker_processes(data_dir: Path) -> list[int]:
             if state != "Z":
                 pids.append(int(entry.name))
     return pids
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def run_load(server: ServerProcess, files: list[Path], poll: float = 0.1) -> dict:
+    """Upload every file at once (one thread each), wait for all; the timings."""
+    start = threading.Barrier(len(files))
+    rows: list[dict] = [{} for _ in files]
+
+    def client(i: int, path: Path) -> None:
+        start.wait()
+        began = time.perf_counter()
+        response = server.submit(path)
+        uploaded = time.perf_counter()
+        if response.status_code != 201:
+            rows[i] = {"file": path.name, "state": f"HTTP {response.status_code}", "detail": response.text[:200]}
+            return
+        job = server.wait(response.json()["id"], timeout=1800, poll=poll)
+        rows[i] = {"file": path.name, "state": job["state"], "status": job["status"],
+                   "upload_s": uploaded - began, "to_result_s": time.perf_counter() - began}
+
+    threads = [threading.Thread(target=client, args=(i, p)) for i, p in enumerate(files)]
+    wall = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - wall
+    done = [r for r in rows if r.get("state") == "done"]
+    times = [r["to_result_s"] for r in done]
+    summary = {"uploads": len(files), "done": len(done), "wall_s": round(wall, 2),
+               "jobs_per_s": round(len(done) / wall, 2) if wall else None}
+    if times:
+        summary.update(p50_s=round(statistics.median(times), 2), p95_s=round(percentile(times, 95), 2),
+                       max_s=round(max(times), 2),
+                       upload_p95_s=round(percentile([r["upload_s"] for r in done], 95), 3))
+    return {"summary": summary, "rows": rows}

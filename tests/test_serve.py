@@ -24,6 +24,11 @@ def videos(shared_dir):
 
 
 @pytest.fixture(scope="module")
+def photo(shared_dir):
+    return shared_dir / "data/ciplab-faces/real/0.jpg"
+
+
+@pytest.fixture(scope="module")
 def bad_file(tmp_path_factory, videos):
     """The first 40 KB of a real MP4: a download cut short."""
     path = tmp_path_factory.mktemp("bad") / "cut.mp4"
@@ -39,10 +44,10 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def scanned(server, videos, bad_file):
-    """Every shared video and the bad file, uploaded at once and waited for."""
+def scanned(server, videos, photo, bad_file):
+    """Every shared video, a photo and the bad file, uploaded at once and waited for."""
     jobs = {}
-    for path in [*videos, bad_file]:
+    for path in [*videos, photo, bad_file]:
         response = server.submit(path)
         assert response.status_code == 201, response.text
         jobs[path.name] = response.json()
@@ -50,9 +55,9 @@ def scanned(server, videos, bad_file):
 
 
 @pytest.fixture(scope="module")
-def cli_scan(videos, bad_file, tmp_path_factory):
+def cli_scan(videos, photo, bad_file, tmp_path_factory):
     target = tmp_path_factory.mktemp("cli") / "scan.json"
-    subprocess.run([sys.executable, "-m", "fakescope", "scan", *map(str, videos), str(bad_file), "--frames", FRAMES,
+    subprocess.run([sys.executable, "-m", "fakescope", "scan", *map(str, videos), str(photo), str(bad_file), "--frames", FRAMES,
                     "--json", str(target), "--quiet"], check=False, capture_output=True, timeout=600)
     return {result["path"].rsplit("/", 1)[-1]: result for result in json.loads(target.read_text())["results"]}
 
@@ -76,7 +81,8 @@ def test_results_over_http_equal_scan_json(server, scanned, cli_scan):
         assert [(t["track"], t["faces"], t["verdict"]) for t in ours["tracks"]] == \
             [(t["track"], t["faces"], t["verdict"]) for t in cli["tracks"]]
         assert result["model"]["name"] == "efficientnet-lite0-faces"
-        assert job["progress"]["frames_done"] == job["progress"]["frames_total"] == int(FRAMES)
+        frames = 1 if cli["kind"] == "image" else int(FRAMES)
+        assert job["progress"]["frames_done"] == job["progress"]["frames_total"] == frames
         assert job["verdict"] == cli["verdict"] and job["score"] == pytest.approx(cli["score"], abs=1e-6)
 
 
@@ -107,6 +113,21 @@ def test_pictures_view_and_report(scanned, server):
     report = server.get(f"{API}/jobs/{job['id']}/report")
     assert "attachment" in report.headers["content-disposition"]
     assert report.text.count("data:image/") >= len(faces) and f"{API}/" not in report.text  # self-contained
+
+
+def test_an_image_is_shown_as_an_image(scanned, server):
+    job = scanned["0.jpg"]
+    assert (job["state"], job["kind"]) == ("done", "image")
+    view = server.get(f"{API}/jobs/{job['id']}/view").text
+    assert "<svg" not in view and "<th>frames</th>" not in view and "frame 0," not in view
+    assert "an image of 330x434" in view and "keyframe.jpg" in view
+
+
+def test_the_page_is_served_with_a_strict_policy(server):
+    page = server.get("/")
+    assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["referrer-policy"] == "no-referrer" and page.headers["x-content-type-options"] == "nosniff"
+    assert "http" not in page.text.replace(server.url, "")  # nothing from another origin (no CDN)
 
 
 def test_jobs_list_with_progress_and_per_token_isolation(scanned, server):

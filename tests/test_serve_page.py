@@ -42,6 +42,8 @@ def test_upload_a_video_and_see_the_verdict_timeline_and_faces(shared_dir, tmp_p
             failed_requests: list[str] = []
             page.on("requestfailed", lambda request: failed_requests.append(request.url))
             page.on("response", lambda r: r.status >= 400 and failed_requests.append(f"{r.status} {r.url}"))
+            page.on("console", lambda m: m.type == "error" and failed_requests.append(f"console: {m.text}"))
+            page.on("pageerror", lambda e: failed_requests.append(f"page error: {e}"))
             page.goto(f"{server.url}/?token={TOKEN}")  # the link serve prints; the token moves to a cookie
             assert page.url == f"{server.url}/"
             page.set_input_files("#file-input", str(video))
@@ -58,7 +60,12 @@ def test_upload_a_video_and_see_the_verdict_timeline_and_faces(shared_dir, tmp_p
             faces = result.locator(".faces .face")
             assert faces.count() == 16  # one face in each of the 16 frames, with thumbnail and heatmap
             assert faces.first.locator("img").count() == 2
-            page.wait_for_function("[...document.querySelectorAll('#result img')].every(i => i.complete && i.naturalWidth > 0)")
+            images = result.locator("img")
+            for _ in range(100):  # every picture loaded (polled: the page's CSP forbids wait_for_function's eval)
+                if images.evaluate_all("all => all.every(i => i.complete && i.naturalWidth > 0)"):
+                    break
+                page.wait_for_timeout(100)
+            assert images.evaluate_all("all => all.every(i => i.complete && i.naturalWidth > 0)")
             assert result.locator("img.key").count() == 2  # annotated key frame and its forgery map
             assert "efficientnet-lite0-faces" in result.inner_text()  # the model and its provenance
             page.locator("#jobs tbody tr").first.wait_for()

@@ -60,6 +60,14 @@ def register(app: typer.Typer) -> None:
             max_queue=max_queue, job_timeout_s=job_timeout, model=model, frames=frames, device=device,
             backend=backend, limits=MediaLimits(max_file_mb=max_file_mb, max_pixels=int(max_megapixels * 1e6),
                                                 max_duration_s=max_duration))
+        import socket
+
+        try:  # a clear line now, not uvicorn's traceback-like log after the workers started
+            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((host, port))
+        except OSError as exc:
+            fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (another server there? try --port)")
         if host not in LOCAL_HOSTS and not tokens:
             err.print(f"warning: listening on {host} with no --token: anyone who can reach it can upload "
                       "and read every result", highlight=False)
