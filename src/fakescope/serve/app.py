@@ -179,7 +179,8 @@ def create_app(config: ServeConfig) -> FastAPI:
     @app.get(f"{API}/health", tags=["service"], responses=errors)
     def health(owner: str = Depends(caller)) -> dict[str, Any]:
         """Whether the service runs, its model and limits, and how full the queue is."""
-        return {"status": "ok", "version": __version__, "workers": config.workers, "workers_alive": pool.alive(),
+        return {"status": "ok" if pool.cannot_start is None else "degraded", "error": pool.cannot_start,
+                "version": __version__, "workers": config.workers, "workers_alive": pool.alive(),
                 "queue": {"waiting": store.waiting(), "max": config.max_queue},
                 "model": config.model or "default", "frames": config.frames,
                 "limits": {"max_upload_mb": config.max_upload_mb, "job_timeout_s": config.job_timeout_s,

@@ -68,6 +68,13 @@ def register(app: typer.Typer) -> None:
                 probe.bind((host, port))
         except OSError as exc:
             fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (another server there? try --port)")
+        from ..errors import FakescopeError
+        from ..models.predictor import open_detector
+
+        try:  # a bad --model, --backend or --device fails here, once, not in every worker
+            open_detector(model or None, backend, device)
+        except FakescopeError as exc:
+            fail(exc.message)
         if host not in LOCAL_HOSTS and not tokens:
             err.print(f"warning: listening on {host} with no --token: anyone who can reach it can upload "
                       "and read every result", highlight=False)

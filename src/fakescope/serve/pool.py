@@ -17,6 +17,7 @@ import time
 from typing import Optional
 
 from .store import MAX_ATTEMPTS, JobStore
+from .worker import CANNOT_START, die_with_parent
 
 log = logging.getLogger("fakescope.serve")
 
@@ -34,6 +35,7 @@ class WorkerPool:
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._ready = threading.Event()
+        self.cannot_start: Optional[str] = None  # why workers are missing, for /health
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -70,8 +72,6 @@ class WorkerPool:
         command = [sys.executable, "-m", "fakescope.serve.worker", "--data-dir", str(self.store.data_dir),
                    "--index", str(index), "--options", json.dumps(self.options), "--parent", str(os.getpid())]
         # preexec_fn runs in the child before exec, on this (long-lived) thread's behalf
-        from .worker import die_with_parent
-
         return subprocess.Popen(command, preexec_fn=die_with_parent, stdin=subprocess.DEVNULL)
 
     def _supervise(self) -> None:
@@ -105,5 +105,9 @@ class WorkerPool:
                                             f"{job.filename}: the scan worker died {job.attempts} times on this file")
                         else:
                             self.store.requeue(job.id, job.run_id)
-                    if not self._stop.is_set():
+                    if process.returncode == CANNOT_START:
+                        self.cannot_start = f"scan worker {index} could not load its model (see the server's log)"
+                        log.error(self.cannot_start)
+                        del self._processes[index]
+                    elif not self._stop.is_set():
                         self._processes[index] = self._spawn(index)

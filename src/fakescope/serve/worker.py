@@ -16,9 +16,11 @@ import shutil
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 POLL_SECONDS = 0.2  # how often an idle worker looks for a queued job
+CANNOT_START = 3  # exit status of a worker that could not load its model: not restarted
 
 log = logging.getLogger("fakescope.serve.worker")
 
@@ -53,8 +55,14 @@ class Worker:
 
         self.store = JobStore(data_dir)
         self.index = index
+        from ..errors import FakescopeError
+
         self.base_settings = scan_settings(options)
-        self.scanner = Scanner(self.base_settings)
+        try:
+            self.scanner = Scanner(self.base_settings)
+        except FakescopeError:  # maps need what this install lacks (Grad-CAM without PyTorch): scan without them
+            self.base_settings = replace(self.base_settings, heatmap_dir=None, masks_dir=None)
+            self.scanner = Scanner(self.base_settings)
         if not self.scanner.settings.crops:
             self.scanner.face_detector  # load before the first job, not in its time
 
@@ -74,8 +82,6 @@ class Worker:
 
     def run_job(self, job) -> None:
         """Scan one job's upload and store its result and pictures."""
-        from dataclasses import replace
-
         from .. import __version__
         from ..scan.report import evidence_images, encode_picture, face_picture, heatmap_picture
         from ..scan.results import ScanReport
@@ -86,8 +92,9 @@ class Worker:
         shutil.rmtree(files, ignore_errors=True)  # what an interrupted run left
         for old in job_dir.glob("run-*"):
             shutil.rmtree(old, ignore_errors=True)
-        self.scanner.settings = replace(self.base_settings, heatmap_dir=str(scratch / "heatmaps"),
-                                        masks_dir=str(scratch / "masks"))
+        if self.base_settings.heatmap_dir is not None:
+            self.scanner.settings = replace(self.base_settings, heatmap_dir=str(scratch / "heatmaps"),
+                                            masks_dir=str(scratch / "masks"))
         frames: dict = {}
         upload = self.store.input_path(job)
 
@@ -140,7 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     die_with_parent()
     logging.basicConfig(level=logging.WARNING, format="worker %(process)d: %(message)s")
     parent = args.parent if args.parent is not None else os.getppid()
-    worker = Worker(args.data_dir, args.index, json.loads(args.options))
+    try:
+        worker = Worker(args.data_dir, args.index, json.loads(args.options))
+    except Exception as exc:  # noqa: BLE001 - the server stops restarting a worker that cannot start
+        from ..errors import FakescopeError
+
+        message = exc.message if isinstance(exc, FakescopeError) else f"{type(exc).__name__}: {exc}"
+        print(f"error: scan worker {args.index} cannot start: {message}", file=sys.stderr)
+        return CANNOT_START
     try:
         worker.run_forever(parent)
     except KeyboardInterrupt:
