@@ -2,6 +2,7 @@
 offline. Upload a video, wait for the verdict, check the timeline and the faces, screenshot."""
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 from pathlib import Path
@@ -72,6 +73,23 @@ def test_upload_a_video_and_see_the_verdict_timeline_and_faces(shared_dir, tmp_p
             assert "004.mp4" in page.locator("#jobs tbody tr").first.inner_text()
             SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOT_DIR / "serve-page.png"), full_page=True)
+            # a photo dropped on the page (drag and drop): its own row and progress bar, shown as an image
+            photo = shared_dir / "data/ciplab-faces/real/0.jpg"
+            transfer = page.evaluate_handle(
+                "(b64) => { const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));"
+                " const dt = new DataTransfer(); dt.items.add(new File([bytes], '0.jpg', {type: 'image/jpeg'}));"
+                " return dt; }", base64.b64encode(photo.read_bytes()).decode())
+            page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+            page.locator(".upload").nth(1).wait_for()
+            dropped = page.locator(".upload").first
+            assert "0.jpg" in dropped.locator(".name").inner_text()
+            dropped.locator(".verdict .v").wait_for(timeout=60_000)
+            assert page.locator(".upload progress").count() == 2
+            dropped.click()
+            page.locator("#result h2", has_text="0.jpg").wait_for()
+            assert result.locator("svg").count() == 0 and "an image of 330x434" in result.inner_text()
+            page.locator("#jobs tbody tr").nth(1).wait_for()
+            page.screenshot(path=str(SCREENSHOT_DIR / "serve-page-image.png"), full_page=True)
             assert not failed_requests, failed_requests
         finally:
             browser.close()

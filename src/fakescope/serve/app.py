@@ -122,6 +122,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         pool.start()
         yield
         pool.stop()
+        store.requeue_interrupted()  # what the stopped workers were scanning runs first next time
 
     app = FastAPI(title="fakescope", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=f"{API}/openapi.json",
