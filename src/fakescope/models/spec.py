@@ -6,7 +6,7 @@ normalisation: the scanner's crops, the datasets' samples and the ONNX backend a
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -24,6 +24,10 @@ class PreprocessSpec(BaseModel):
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     margin: float = Field(1.3, ge=MIN_CROP_MARGIN)  # crop side = margin x the longer face-box side
     face_detector: str = "mtcnn"
+    # what the model looks at: "face" (a face crop, as above) or "image" (whole-image detectors of
+    # generated images: views of input_size x input_size cut from the picture at its own resolution,
+    # never a resize of the whole picture; margin and face_detector do not apply)
+    subject: Literal["face", "image"] = "face"
 
 
 def normalise_crops(crops: Sequence[np.ndarray] | np.ndarray, preprocess: PreprocessSpec) -> np.ndarray:
