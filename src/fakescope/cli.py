@@ -101,6 +101,14 @@ def scan(
     max_megapixels: float = typer.Option(50.0, min=0.0, help="Refuse images or video frames larger than this."),
     max_duration: float = typer.Option(3600.0, min=0.0, help="Refuse videos longer than this many seconds."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the summary table."),
+    mode: str = typer.Option(
+        "auto", "--mode", help="What to analyse: faces, image (the picture scored whole for generated images, "
+        "needs --image-model until one ships), tamper (copy-move and splicing localization), joined by commas; "
+        "auto: faces, and a picture with no face scored whole where a whole-image model is at hand."),
+    image_model: Optional[str] = typer.Option(None, "--image-model", help="Whole-image detector (checkpoint file) "
+                                              "for --mode image and auto."),
+    image_views: int = typer.Option(5, "--image-views", min=1, max=64, help="Views cut from a picture at its own "
+                                    "resolution for the whole-image detector (their mean logit is its score)."),
 ) -> None:
     """Score every face in images and videos; a verdict per face track, frame and file."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -129,7 +137,7 @@ def scan(
         threshold=threshold, uncertain_band=uncertain_band,
         device=device, backend=backend, batch_size=batch_size, min_face_size=min_face, detect_every=detect_every,
         heatmap_dir=str(heatmap) if heatmap else None, masks_dir=str(masks) if masks else None,
-        video_head=video_head,
+        video_head=video_head, mode=mode, image_model=image_model, image_views=image_views,
         limits=MediaLimits(max_file_mb=max_file_mb, max_pixels=int(max_megapixels * 1e6), max_duration_s=max_duration),
     )
     try:
@@ -196,6 +204,9 @@ def scan(
     for folder, field in ((heatmap, "heatmap"), (masks, "mask")):
         if folder:
             count = sum(getattr(f, field) is not None for r in report.results for f in r.faces)
+            if field == "mask":  # the whole-image patch maps and the tampering masks go there too
+                count += sum(bool(r.whole_image and r.whole_image.patch_map) for r in report.results)
+                count += sum(bool(f.mask) for r in report.results if r.tamper for f in r.tamper.findings)
             err.print(f"wrote {count} {field} PNG(s) to {folder}", highlight=False)
     raise typer.Exit(report.exit_code)
 
@@ -322,6 +333,8 @@ def _verdict_text(result: FileResult) -> str:
         return "[bold green]REAL[/bold green]"
     if result.verdict == "uncertain":
         return "[bold yellow]UNCERTAIN[/bold yellow]"
+    if result.ok and result.tamper is not None:  # tampering evidence only: no calibrated P(fake) to verdict on
+        return "[bold red]TAMPERED[/bold red]" if result.tamper.found else "[green]no tampering found[/green]"
     return f"[yellow]{result.status}[/yellow]"
 
 
@@ -339,15 +352,20 @@ def _print_single(result: FileResult) -> None:
     if not result.ok:
         out.print(f"{_verdict_text(result)}  {escape(result.message or result.path)}", highlight=False, soft_wrap=True)
         return
+    scored = "" if result.score is None else \
+        f"P(fake) = {result.score:.3f} ({result.from_threshold:+.3f} from the threshold)   "
     out.print(
-        f"{escape(result.path)}: {_verdict_text(result)}  P(fake) = {result.score:.3f} "
-        f"({result.from_threshold:+.3f} from the threshold)   "
+        f"{escape(result.path)}: {_verdict_text(result)}  {scored}"
         f"{result.frames_analysed} frame(s) analysed, {result.faces_found} face(s), "
         f"{len(result.tracks)} track(s), {result.seconds:.2f} s",
         highlight=False, soft_wrap=True,
     )
     for warning in result.warnings:
         out.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
+    for line in _part_lines(result):
+        out.print(escape(line), highlight=False, soft_wrap=True)
+    if not result.tracks:
+        return
     table = Table(show_edge=False)
     for column in ("track", "P(fake)", "vs threshold", "verdict", "faces", "frames", "voted"):
         table.add_column(column, justify="left" if column in ("verdict", "voted") else "right")
@@ -361,6 +379,23 @@ def _print_single(result: FileResult) -> None:
                   highlight=False, soft_wrap=True)
 
 
+def _part_lines(result: FileResult) -> list[str]:
+    """The whole-image and tampering parts of a result, a line each."""
+    lines = []
+    whole = result.whole_image
+    if whole is not None:
+        generator = (f"; generator: {whole.generator} ({whole.generator_probability:.2f})"
+                     if whole.generator is not None else "")
+        lines.append(f"whole picture: {whole.verdict.upper()}  P(generated) = {whole.score:.3f} "
+                     f"({whole.from_threshold:+.3f} from {whole.threshold:.3f}), {whole.views} view(s), "
+                     f"model {whole.model}{generator}")
+    if result.tamper is not None:
+        for finding in result.tamper.findings:
+            lines.append(f"tamper {finding.method}: {'FOUND' if finding.found else 'nothing'} "
+                         f"(evidence {finding.score:.2f}) {finding.message}")
+    return lines
+
+
 def _print_summary(report: ScanReport) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -371,10 +406,12 @@ def _print_summary(report: ScanReport) -> None:
     for column in ("file", "verdict", "P(fake)", "vs threshold", "frames", "faces", "tracks", "seconds", "message"):
         table.add_column(column, overflow="fold")
     for r in report.results:
+        notes = [r.message or ""] + ([f"whole picture P(generated) {r.whole_image.score:.3f}"] if r.whole_image else []) \
+            + ([f"tampering found by {', '.join(r.tamper.methods_found)}"] if r.tamper and r.tamper.found else [])
         table.add_row(
             escape(r.path), _verdict_text(r), "" if r.score is None else f"{r.score:.3f}",
             "" if r.from_threshold is None else f"{r.from_threshold:+.3f}", str(r.frames_analysed),
-            str(r.faces_found), str(len(r.tracks)), f"{r.seconds:.2f}", escape(r.message or ""),
+            str(r.faces_found), str(len(r.tracks)), f"{r.seconds:.2f}", escape("; ".join(n for n in notes if n)),
         )
     out.print(table)
     counts: dict[str, int] = {}

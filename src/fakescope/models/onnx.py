@@ -26,7 +26,9 @@ ONNX_FORMAT = "fakescope-onnx"
 ONNX_VERSION = 1
 METADATA_KEY = "fakescope"
 OPSET = 17
-OUTPUTS = ("logits", "mask", "features")  # the contract's outputs, in graph order where present
+# the contract's outputs, in graph order where present ("attribution": generator-class logits of
+# whole-image detectors with an attribution head)
+OUTPUTS = ("logits", "mask", "features", "attribution")
 #: largest P(fake) difference from PyTorch an export may have (checked at export, recorded in the file)
 EXPORT_TOLERANCE = 1e-4
 

@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import FakescopeError
 from .calibration import sigmoid
 from .spec import PreprocessSpec, normalise_crops
+from .onnx import OUTPUTS
 from .video import frame_features
 
 BACKENDS = ("auto", "torch", "onnx")
@@ -156,7 +157,7 @@ class Predictor:
                 images = images.detach().cpu().numpy()
             out = self._onnx.run(images)
         else:
-            out = {k: _to_numpy(v) for k, v in self._torch_forward(images).items() if k in ("logits", "mask", "features")}
+            out = {k: _to_numpy(v) for k, v in self._torch_forward(images).items() if k in OUTPUTS}
         out["logits"] = out["logits"].astype(np.float32, copy=False)
         out["scores"] = sigmoid(out["logits"]).astype(np.float32)
         return out
@@ -191,7 +192,7 @@ class Predictor:
         if isinstance(images, np.ndarray):
             images = torch.from_numpy(images)
         maps = forgery_maps(self.model, images.to(self.device), allow_grad_cam=grad_cam)
-        maps.output = {k: _to_numpy(v) for k, v in maps.output.items() if k in ("logits", "mask", "features")}
+        maps.output = {k: _to_numpy(v) for k, v in maps.output.items() if k in OUTPUTS}
         return maps
 
     # ------------------------------------------------------------------ many

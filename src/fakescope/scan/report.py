@@ -122,13 +122,21 @@ def render_file(number: int, r: dict, settings: dict, src: dict[str, str]) -> st
     if r.get("status") != "ok":
         out.append(f"<p>{_badge(r)} {_e(r.get('message') or '')}</p>")
         return "".join(out)
-    out.append(f"<p>{_badge(r)} P(fake) = <b>{r['score']:.3f}</b> ({r['from_threshold']:+.3f} from the threshold "
-               f"{threshold:.3f}); {_scope(r)}; {r.get('seconds', 0):.2f} s.</p>")
+    if r.get("score") is not None:
+        source = " (from the whole picture)" if r.get("score_source") == "whole_image" else ""
+        out.append(f"<p>{_badge(r)} P(fake) = <b>{r['score']:.3f}</b>{source} ({r['from_threshold']:+.3f} from the "
+                   f"threshold {threshold:.3f}); {_scope(r)}; {r.get('seconds', 0):.2f} s.</p>")
+    else:
+        out.append(f"<p>{_badge(r)} {_scope(r)}; {r.get('seconds', 0):.2f} s.</p>")
     for warning in r.get("warnings", []):
         out.append(f"<p class=muted>warning: {_e(warning)}</p>")
     if not src:
         out.append("<p class=muted>The media file is not where the scan read it, so no thumbnails or key frame.</p>")
+    out.append(_whole_image_section(r, src))
+    out.append(_tamper_section(r, src))
     faces = r.get("faces", [])
+    if not faces:
+        return "".join(out)
     out.append("<table class=people><tr><th>person</th><th>face</th><th>P(fake)</th><th>vs threshold</th><th>verdict</th>"
                f"<th>faces</th>{'' if r.get('kind') == 'image' else '<th>frames</th><th>voted</th>'}</tr>")
     for track in r.get("tracks", []):
@@ -163,6 +171,46 @@ def render_file(number: int, r: dict, settings: dict, src: dict[str, str]) -> st
             out.append(f"<div class=face>{_img(src.get(face_picture(i)), THUMB)}{_img(src.get(heatmap_picture(i)), THUMB)}"
                        f"{where}person {face['track']}<br>P(fake) {face['score']:.3f}</div>")
         out.append("</div>")
+    return "".join(out)
+
+
+def _whole_image_section(r: dict, src: dict[str, str]) -> str:
+    whole = r.get("whole_image")
+    if not whole:
+        return ""
+    out = [f"<h3>The whole picture</h3><p>{_badge(whole)} P(generated) = <b>{whole['score']:.3f}</b> "
+           f"({whole['from_threshold']:+.3f} from the threshold {whole['threshold']:.3f}) by "
+           f"<code>{_e(whole['model'])}</code>, the mean over {whole['views']} view(s) cut at the picture's own "
+           "resolution.</p>"]
+    if whole.get("attribution"):
+        rows = "".join(f"<tr><td>{_e(name)}</td><td>{p:.3f}</td></tr>"
+                       for name, p in sorted(whole["attribution"].items(), key=lambda item: -item[1]))
+        out.append(f"<p>Generator attribution: most likely <b>{_e(whole['generator'])}</b>.</p>"
+                   f"<table><tr><th>generator family</th><th>probability</th></tr>{rows}</table>")
+    if IMAGE_MAP in src:
+        out.append("<p>Where the model sees generation (its patch map over the picture):</p>"
+                   + _img(src[IMAGE_MAP], None, css="key"))
+    return "".join(out)
+
+
+def _tamper_section(r: dict, src: dict[str, str]) -> str:
+    tamper = r.get("tamper")
+    if not tamper:
+        return ""
+    verdict = (f"<span class='v fake'>TAMPERED</span> found by {_e(', '.join(tamper['methods_found']))}"
+               if tamper["found"] else "<span class='v real'>NO TAMPERING FOUND</span>")
+    rows = "".join(
+        f"<tr><td>{_e(f['method'])}</td><td>{_e(f['kind'])}</td><td>{'yes' if f['found'] else 'no'}</td>"
+        f"<td>{f['score']:.2f}</td><td>{_e(f['message'])}</td></tr>" for f in tamper["findings"])
+    out = [f"<h3>Tampering</h3><p>{verdict}. Each method's evidence is its own score in [0, 1], not a calibrated "
+           "probability.</p><table><tr><th>method</th><th>looks for</th><th>found</th><th>evidence</th>"
+           f"<th>what it saw</th></tr>{rows}</table>"]
+    pictures = [(f["method"], src[tamper_picture(f["method"])]) for f in tamper["findings"]
+                if tamper_picture(f["method"]) in src]
+    if pictures:
+        out.append("<div class=keyframes>" + "".join(
+            f"<figure>{_img(where, None, css='key')}<figcaption>{_e(method)}</figcaption></figure>"
+            for method, where in pictures) + "</div>")
     return "".join(out)
 
 
@@ -235,6 +283,13 @@ KEY_FRAME = "keyframe.jpg"  # the key frame, each face's box, person and P(fake)
 KEY_FRAME_MAP = "keyframe-map.jpg"  # the same frame with the faces' forgery maps placed back on it, and a colour bar
 
 
+IMAGE_MAP = "image-map.jpg"  # the picture with the whole-image detector's patch map over it
+
+
+def tamper_picture(method: str) -> str:
+    return f"tamper-{method}.jpg"  # the picture with one tampering method's mask over it
+
+
 def face_picture(i: Optional[int]) -> str:
     return f"face-{i:04d}.png"  # face i's thumbnail
 
@@ -253,6 +308,14 @@ def evidence_images(r: dict, frames: dict[int, np.ndarray], threshold: float) ->
     wrote masks (`--masks`), the key frame with its faces' maps placed back on it."""
     faces = r.get("faces", [])
     pictures: dict[str, np.ndarray] = {}
+    picture = frames.get(0) if r.get("kind") == "image" else None
+    if picture is not None:
+        whole = r.get("whole_image") or {}
+        for name, mask in [(IMAGE_MAP, whole.get("patch_map"))] + [
+                (tamper_picture(f["method"]), f.get("mask")) for f in (r.get("tamper") or {}).get("findings", [])]:
+            overlaid = _picture_map(picture, mask) if mask else None
+            if overlaid is not None:
+                pictures[name] = overlaid
     for i, face in enumerate(faces):
         image = frames.get(face["frame_index"])
         if image is not None:
@@ -337,6 +400,19 @@ def _frame_map(image: np.ndarray, faces: list[dict], alpha: float = 0.5) -> Opti
     colour = cv2.applyColorMap(np.uint8(255 * combined), cv2.COLORMAP_JET)[..., ::-1].astype(np.float32)
     weight = np.where(covered, alpha, 0.0)[..., None]
     return np.uint8(image * (1 - weight) + colour * weight)
+
+
+def _picture_map(image: np.ndarray, mask_png: str, alpha: float = 0.5) -> Optional[np.ndarray]:
+    """A picture-sized grayscale map (P x 255) blended over the picture as JET, with its scale."""
+    mask = cv2.imread(mask_png, cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        return None
+    scale = min(1.0, KEY_FRAME_WIDTH / image.shape[1])
+    canvas = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
+    mask = cv2.resize(mask, (canvas.shape[1], canvas.shape[0]), interpolation=cv2.INTER_LINEAR)
+    colour = cv2.applyColorMap(mask, cv2.COLORMAP_JET)[..., ::-1].astype(np.float32)
+    blended = np.uint8(canvas * (1 - alpha) + colour * alpha)
+    return _with_colour_bar(blended)
 
 
 def _colour_bar(length: int, thickness: int = 10) -> np.ndarray:

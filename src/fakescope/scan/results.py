@@ -63,6 +63,46 @@ class TrackResult:
 
 
 @dataclass
+class WholeImageResult:
+    """The picture scored whole by a whole-image detector (generated images: GAN, diffusion):
+    `scan --mode image`, or `auto` on an image with no face."""
+
+    model: str
+    score: float  # P(generated) of the picture: the views' mean logit, through the model's calibration
+    verdict: str  # "fake" | "real" | "uncertain", with the image model's threshold and band
+    from_threshold: float
+    threshold: float
+    views: int  # input_size crops scored at the picture's own resolution (never a resize of the whole)
+    view_scores: list[float] = field(default_factory=list)
+    # generator attribution, where the model has the head: class -> probability, and the top class
+    attribution: Optional[dict[str, float]] = None
+    generator: Optional[str] = None
+    generator_probability: Optional[float] = None
+    patch_map: Optional[str] = None  # --masks: P(generated) per patch over the picture, grayscale PNG x 255
+
+
+@dataclass
+class TamperFinding:
+    """What one tampering-localization method found (`scan --mode tamper`). Its score is the
+    method's own evidence in [0, 1], not a calibrated probability."""
+
+    method: str  # copy_move_block, copy_move_keypoint, jpeg_ghost, noise_residual
+    kind: str  # "copy_move" or "splicing"
+    score: float
+    found: bool
+    message: str
+    mask: Optional[str] = None  # --masks: where it sees tampering, grayscale PNG x 255, picture-sized
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TamperResult:
+    found: bool  # any method found tampering
+    methods_found: list[str] = field(default_factory=list)
+    findings: list[TamperFinding] = field(default_factory=list)
+
+
+@dataclass
 class FileResult:
     path: str
     status: str  # "ok" or an error code from fakescope.errors.STATUS_CODES
@@ -81,6 +121,11 @@ class FileResult:
     tracks: list[TrackResult] = field(default_factory=list)
     frames: list[FrameResult] = field(default_factory=list)
     faces: list[FaceResult] = field(default_factory=list)
+    # which analysis gave `score` and `verdict`: "faces", "whole_image" (an image with no face, or a
+    # whole-image verdict graver than the faces'), or None; each part keeps its own result below
+    score_source: Optional[str] = None
+    whole_image: Optional[WholeImageResult] = None
+    tamper: Optional[TamperResult] = None
 
     @property
     def ok(self) -> bool:
@@ -97,10 +142,17 @@ class FileResult:
             names = {f.name for f in fields(kind)}
             return kind(**{k: v for k, v in values.items() if k in names})
 
-        result = build(cls, {k: v for k, v in record.items() if k not in ("tracks", "frames", "faces")})
+        nested = ("tracks", "frames", "faces", "whole_image", "tamper")
+        result = build(cls, {k: v for k, v in record.items() if k not in nested})
         result.tracks = [build(TrackResult, t) for t in record.get("tracks") or []]
         result.frames = [build(FrameResult, f) for f in record.get("frames") or []]
         result.faces = [build(FaceResult, f) for f in record.get("faces") or []]
+        if record.get("whole_image"):
+            result.whole_image = build(WholeImageResult, record["whole_image"])
+        if record.get("tamper"):
+            tamper = record["tamper"]
+            result.tamper = TamperResult(found=tamper.get("found", False), methods_found=tamper.get("methods_found", []),
+                                         findings=[build(TamperFinding, f) for f in tamper.get("findings") or []])
         return result
 
 

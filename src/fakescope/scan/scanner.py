@@ -65,6 +65,29 @@ class ScanSettings:
     # order) instead of the mean face P(fake); the file's score is then the max over voting tracks
     video_head: Optional[str] = None
     limits: MediaLimits = field(default_factory=MediaLimits)
+    # what to analyse (comma-separated): "faces" (the face path), "image" (the picture scored whole by
+    # `image_model`, a detector of generated images), "tamper" (copy-move and splicing localization);
+    # "auto": faces, and a picture with no face is scored whole where a whole-image model is at hand
+    mode: str = "auto"
+    image_model: Optional[str] = None  # a whole-image detector (zoo name or checkpoint); None: the shipped one, if any
+    image_views: int = 5  # input-size views cut from a picture at its own resolution (scan/whole_image.py)
+
+
+#: what `mode` may name
+MODES = ("auto", "faces", "image", "tamper")
+#: the shipped whole-image detector `auto` and `image` use without --image-model (None: none ships yet)
+DEFAULT_IMAGE_MODEL: Optional[str] = None
+_GRAVITY = {"real": 0, "uncertain": 1, "fake": 2}
+
+
+def parse_mode(text: str) -> frozenset[str]:
+    """`mode` as a set: {"auto"} or some of faces, image, tamper."""
+    parts = frozenset(p.strip() for p in str(text).split(",") if p.strip())
+    unknown = sorted(parts - set(MODES))
+    if unknown or not parts or ("auto" in parts and len(parts) > 1):
+        raise FakescopeError(f"--mode {text}: use auto, or one or more of faces, image, tamper joined by commas "
+                             "(e.g. faces,image)")
+    return parts
 
 
 def expand_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, Optional[FileResult]]]:
@@ -113,6 +136,23 @@ class Scanner:
         if self.settings.video_head is not None:
             check_video_head(self.detector.model, self.detector.arch, self.settings.video_head)
         self._face_detector = None
+        self.modes = parse_mode(self.settings.mode)
+        self.image_model = self.settings.image_model or DEFAULT_IMAGE_MODEL
+        if "image" in self.modes and self.image_model is None:
+            raise FakescopeError("--mode image: no whole-image model ships with this fakescope yet; give one with "
+                                 "--image-model CHECKPOINT (train one with configs/image/)")
+        self._image_scorer = None
+        if self.image_model is not None and self.modes & {"image", "auto"}:
+            self._image_scorer = self._open_image_scorer()
+
+    def _open_image_scorer(self):
+        from .whole_image import WholeImageScorer
+
+        return WholeImageScorer(self.image_model, self.device, self.settings.backend, views=self.settings.image_views)
+
+    @property
+    def _searches_faces(self) -> bool:
+        return bool(self.modes & {"auto", "faces"})
 
     @property
     def _wants_maps(self) -> bool:
@@ -241,6 +281,10 @@ class Scanner:
         if stream.error is not None:
             raise stream.error
         info, frames = stream.info, stream.frames
+        if info.kind == "video" and not self._searches_faces:  # image/tamper modes: a video gets the face path
+            started = time.perf_counter()
+            faces_of = {id(frame): faces for frame, faces in zip(frames, self._detect_faces(frames, always=True))}
+            detecting += time.perf_counter() - started
         faces_per_frame = [faces_of[id(frame)] for frame in frames]
         timings: dict[str, float] = {"decode": stream.seconds, "face_detection": detecting}
 
@@ -257,14 +301,60 @@ class Scanner:
         timings["model"] = time.perf_counter() - t0
         score_of = dict(zip(keys, scores))
         self._pack_faces(result, frames, faces_per_frame, score_of, squares, track_of, written)
+        picture = frames[0].image if info.kind == "image" else None
+        self._whole_picture(result, path, picture)
         if not result.faces:
-            result.status, result.score, result.verdict = "no_face", None, None
-            result.message = (f"{path}: no face of at least {self.settings.min_face_size} px found in {len(frames)} "
-                              "frame(s) analysed (smaller faces: --min-face)")
+            if result.whole_image is not None:
+                part = result.whole_image
+                result.score, result.verdict, result.from_threshold = part.score, part.verdict, part.from_threshold
+                result.score_source = "whole_image"
+            if result.whole_image is None and result.tamper is None:
+                result.status, result.score, result.verdict = "no_face", None, None
+                result.message = (f"{path}: no face of at least {self.settings.min_face_size} px found in {len(frames)} "
+                                  "frame(s) analysed (smaller faces: --min-face)")
+            elif self._searches_faces:
+                result.warnings.append(f"no face of at least {self.settings.min_face_size} px: the picture was "
+                                       "analysed whole")
+                result.message = "; ".join(result.warnings)
             return result
         feature_of = dict(zip(keys, features)) if features is not None else {}
         self._vote(result, frames, tracks, score_of, feature_of)
+        result.score_source = "faces"
+        whole = result.whole_image
+        if whole is not None and _GRAVITY[whole.verdict] > _GRAVITY[result.verdict]:
+            # the picture as a whole looks graver than its faces (a generated picture of a real-looking face)
+            result.score, result.verdict, result.from_threshold = whole.score, whole.verdict, whole.from_threshold
+            result.score_source = "whole_image"
         return result
+
+    def _whole_picture(self, result: FileResult, path: Path, picture: Optional[np.ndarray]) -> None:
+        """Stage 6, for a picture: the whole-image detector (mode image; auto when it found no face) and
+        tampering localization (mode tamper), each into its own part of the result."""
+        wants_image = "image" in self.modes or ("auto" in self.modes and not result.faces)
+        asked = self.modes & {"image", "tamper"}
+        if picture is None:
+            if asked:
+                result.warnings.append(f"--mode {','.join(sorted(asked))} analyses pictures, not videos: only the "
+                                       "faces were scored")
+                result.message = "; ".join(result.warnings)
+            return
+        masks_dir = Path(self.settings.masks_dir) if self.settings.masks_dir else None
+        if masks_dir is not None:
+            masks_dir.mkdir(parents=True, exist_ok=True)
+        stem = media_key(path)
+        started = time.perf_counter()
+        if wants_image and self._image_scorer is not None:
+            whole, patch_map = self._image_scorer.score(picture, want_map=masks_dir is not None)
+            if patch_map is not None:
+                target = masks_dir / f"{stem}_image_map.png"
+                _write_gray(target, patch_map)
+                whole.patch_map = str(target)
+            result.whole_image = whole
+            result.timings["whole_image"] = time.perf_counter() - started
+        if "tamper" in self.modes:
+            started = time.perf_counter()
+            result.tamper = _tamper(picture, masks_dir, stem)
+            result.timings["tamper"] = time.perf_counter() - started
 
     def _detect_chunk(self, chunk: list[Frame], faces_of: dict) -> float:
         """Faces of a chunk of frames into `faces_of`; returns the seconds it took."""
@@ -275,8 +365,11 @@ class Scanner:
             faces_of[id(frame)] = faces
         return time.perf_counter() - started
 
-    def _detect_faces(self, frames: list[Frame]) -> list[list[Face]]:
-        """Stage 2, faces: each frame's faces (with --crops the whole picture is the face)."""
+    def _detect_faces(self, frames: list[Frame], always: bool = False) -> list[list[Face]]:
+        """Stage 2, faces: each frame's faces (with --crops the whole picture is the face). Modes without
+        faces skip it, except for videos (`always`), which only the face path analyses."""
+        if not (self._searches_faces or always):
+            return [[] for _ in frames]
         if self.settings.crops:
             return [[Face(box=(0.0, 0.0, float(f.image.shape[1]), float(f.image.shape[0])), score=1.0)]
                     for f in frames]
@@ -388,6 +481,31 @@ class Scanner:
                 Image.fromarray(np.round(probability * 255.0).astype(np.uint8)).save(target)  # 2-D uint8: mode L
                 fields["mask"] = str(target)
             written[key] = fields
+
+
+def _write_gray(target: Path, probability: np.ndarray) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.round(np.clip(probability, 0, 1) * 255.0).astype(np.uint8)).save(target)
+
+
+def _tamper(picture: np.ndarray, masks_dir: Optional[Path], stem: str):
+    """Every tampering-localization method on the picture (fakescope.tamper), as a TamperResult."""
+    from ..tamper import analyse
+    from .results import TamperFinding, TamperResult
+
+    findings = []
+    for finding in analyse(picture):
+        mask_path = None
+        if masks_dir is not None:
+            target = masks_dir / f"{stem}_tamper_{finding.method}.png"
+            _write_gray(target, finding.mask)
+            mask_path = str(target)
+        findings.append(TamperFinding(method=finding.method, kind=finding.kind, score=round(float(finding.score), 6),
+                                      found=bool(finding.found), message=finding.message, mask=mask_path,
+                                      detail=finding.detail))
+    found = [f.method for f in findings if f.found]
+    return TamperResult(found=bool(found), methods_found=found, findings=findings)
 
 
 #: frames per face-detection call while a video decodes (small enough to overlap decoding,

@@ -24,6 +24,9 @@ def register(app: typer.Typer) -> None:
                                                   "their own jobs. Also read from $FAKESCOPE_TOKEN."),
         model: Optional[str] = typer.Option(None, "--model", "-m", help="Shipped model name or checkpoint file."),
         frames: int = typer.Option(32, "--frames", "-n", min=1, max=1024, help="Frames sampled per video."),
+        mode: str = typer.Option("auto", "--mode", help="What each job analyses, as scan --mode: faces, image, "
+                                 "tamper (comma-separated) or auto."),
+        image_model: Optional[str] = typer.Option(None, "--image-model", help="Whole-image detector, as scan's."),
         device: str = typer.Option("auto", help="cpu, cuda, cuda:1 ... or auto."),
         backend: str = typer.Option("auto", "--backend", help="auto, torch or onnx (as for scan)."),
         max_upload_mb: float = typer.Option(512.0, min=0.001, help="Refuse uploads larger than this."),
@@ -57,7 +60,8 @@ def register(app: typer.Typer) -> None:
             fail(f"--data-dir {data_dir}: {exc.strerror or exc}")
         config = ServeConfig(
             data_dir=data_dir.resolve(), tokens=tokens, workers=workers, max_upload_mb=max_upload_mb,
-            max_queue=max_queue, job_timeout_s=job_timeout, model=model, frames=frames, device=device,
+            max_queue=max_queue, job_timeout_s=job_timeout, model=model, mode=mode, image_model=image_model,
+            frames=frames, device=device,
             backend=backend, limits=MediaLimits(max_file_mb=max_file_mb, max_pixels=int(max_megapixels * 1e6),
                                                 max_duration_s=max_duration))
         import socket
@@ -71,8 +75,13 @@ def register(app: typer.Typer) -> None:
         from ..errors import FakescopeError
         from ..models.predictor import open_detector
 
-        try:  # a bad --model, --backend or --device fails here, once, not in every worker
+        from ..scan.scanner import parse_mode
+
+        try:  # a bad --model, --mode, --backend or --device fails here, once, not in every worker
+            parse_mode(mode)
             open_detector(model or None, backend, device)
+            if image_model:
+                open_detector(image_model, backend, device)
         except FakescopeError as exc:
             fail(exc.message)
         if host not in LOCAL_HOSTS and not tokens:

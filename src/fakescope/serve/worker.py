@@ -45,6 +45,7 @@ def scan_settings(options: dict):
     limits = MediaLimits(**options.get("limits", {}))
     return ScanSettings(model=options.get("model") or ScanSettings.model, frames=int(options.get("frames", 32)),
                         device=options.get("device", "auto"), backend=options.get("backend", "auto"),
+                        mode=options.get("mode", "auto"), image_model=options.get("image_model"),
                         heatmap_dir="heatmaps", masks_dir="masks", limits=limits)
 
 
@@ -83,7 +84,8 @@ class Worker:
     def run_job(self, job) -> None:
         """Scan one job's upload and store its result and pictures."""
         from .. import __version__
-        from ..scan.report import evidence_images, encode_picture, face_picture, heatmap_picture
+        from ..scan.report import (IMAGE_MAP, encode_picture, evidence_images, face_picture, heatmap_picture,
+                                   tamper_picture)
         from ..scan.results import ScanReport
 
         job_dir = self.store.job_dir(job.id)
@@ -123,6 +125,13 @@ class Worker:
                 else:
                     face["mask"] = None
                 face["thumbnail"] = f"files/{face_picture(i)}" if (files / face_picture(i)).is_file() else None
+            # the whole-picture and tampering maps: served as their overlays on the picture
+            if file_result.get("whole_image"):
+                shown = files / IMAGE_MAP
+                file_result["whole_image"]["patch_map"] = f"files/{IMAGE_MAP}" if shown.is_file() else None
+            for finding in (file_result.get("tamper") or {}).get("findings", []):
+                shown = files / tamper_picture(finding["method"])
+                finding["mask"] = f"files/{shown.name}" if shown.is_file() else None
         shutil.rmtree(scratch, ignore_errors=True)
         _hide_server_paths(file_result, upload, job.filename)
         self.store.finish(job.id, job.run_id, report)

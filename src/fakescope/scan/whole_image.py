@@ -1,0 +1,131 @@
+"""Whole-image scoring: a picture scored by a detector of generated images (GAN, diffusion).
+
+These detectors look for traces of the generator in the pixels' fine structure (spectra,
+patch statistics), which a resize of the whole picture to the model's input would wipe out.
+So a picture is scored through several input_size x input_size views cut at its own
+resolution (`view_boxes`: the centre, then the corners, then a grid), and its P(generated)
+is the mean of the views' logits through the model's calibration. A picture smaller than the
+input is upscaled once to fit (CIFAKE's 32 px images): the model was trained the same way.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from ..errors import FakescopeError
+from ..models.calibration import sigmoid, verdict
+from ..models.spec import normalise_crops
+from .results import WholeImageResult
+
+DEFAULT_VIEWS = 5
+
+
+def view_boxes(height: int, width: int, size: int, count: int = DEFAULT_VIEWS) -> list[tuple[int, int, int, int]]:
+    """Up to `count` distinct (left, top, right, bottom) squares of side `size` inside a picture of
+    height x width (>= size): the centre first, then the four corners, then a regular grid, so the
+    first views cover the middle and the extremes of the picture; fewer when the picture is small."""
+    if height < size or width < size:
+        raise ValueError(f"a {width}x{height} picture is smaller than the {size} px view; fit it first")
+    xs = (0, width - size)
+    ys = (0, height - size)
+    centre = ((width - size) // 2, (height - size) // 2)
+    candidates = [centre] + [(x, y) for y in ys for x in xs]
+    steps = max(2, int(np.ceil(np.sqrt(count))) + 1)
+    candidates += [(int(x), int(y)) for y in np.linspace(0, height - size, steps) for x in np.linspace(0, width - size, steps)]
+    boxes: list[tuple[int, int, int, int]] = []
+    for left, top in candidates:
+        box = (left, top, left + size, top + size)
+        if box not in boxes:
+            boxes.append(box)
+        if len(boxes) == count:
+            break
+    return boxes
+
+
+def fit_to_views(image: np.ndarray, size: int) -> np.ndarray:
+    """The picture itself, or upscaled (bicubic, aspect kept) until its shorter side is `size`."""
+    height, width = image.shape[:2]
+    if min(height, width) >= size:
+        return image
+    scale = size / min(height, width)
+    return cv2.resize(image, (max(size, round(width * scale)), max(size, round(height * scale))),
+                      interpolation=cv2.INTER_CUBIC)
+
+
+def cut_views(image: np.ndarray, size: int, count: int = DEFAULT_VIEWS):
+    """(views, boxes, fitted picture): the size x size RGB views and where they lie in `fitted`."""
+    fitted = fit_to_views(image, size)
+    boxes = view_boxes(fitted.shape[0], fitted.shape[1], size, count)
+    views = [np.ascontiguousarray(fitted[top:bottom, left:right]) for left, top, right, bottom in boxes]
+    return views, boxes, fitted
+
+
+class WholeImageScorer:
+    """One whole-image detector (a `subject: image` model) and how it turns views into a result."""
+
+    def __init__(self, model: str, device, backend: str = "auto", views: int = DEFAULT_VIEWS,
+                 threshold: Optional[float] = None, band: Optional[float] = None):
+        from ..models.predictor import Predictor, open_detector
+
+        self.detector = open_detector(model, backend, device)
+        if self.detector.preprocess.subject != "image":
+            raise FakescopeError(f"--image-model {model}: {self.detector.name} scores face crops, not whole images "
+                                 "(fakescope models lists the whole-image ones)")
+        self.predictor = Predictor(self.detector, device=device, backend=backend)
+        self.views = views
+        self.threshold = self.detector.threshold if threshold is None else threshold
+        self.band = self.detector.band if band is None else band
+        self.classes: Optional[list[str]] = _attribution_classes(self.detector)
+
+    @property
+    def name(self) -> str:
+        return self.detector.name
+
+    def score(self, image: np.ndarray, want_map: bool = False) -> tuple[WholeImageResult, Optional[np.ndarray]]:
+        """The picture's result, and (want_map, where the model has patch maps) its P(generated) map,
+        picture-sized: each view's patch map placed back where the view was cut, overlaps averaged."""
+        size = self.detector.preprocess.input_size
+        views, boxes, fitted = cut_views(image, size, self.views)
+        out = self.predictor.run(normalise_crops(views, self.detector.preprocess))
+        logit = float(np.mean(out["logits"]))
+        score = float(sigmoid(np.float32(logit)))
+        result = WholeImageResult(
+            model=self.name, score=score, verdict=verdict(score, self.threshold, self.band),
+            from_threshold=round(score - self.threshold, 4), threshold=self.threshold, views=len(views),
+            view_scores=[round(float(s), 6) for s in out["scores"]])
+        attribution = out.get("attribution")
+        if attribution is not None and self.classes:
+            mean = np.asarray(attribution, np.float64).mean(axis=0)
+            probabilities = np.exp(mean - mean.max())
+            probabilities /= probabilities.sum()
+            result.attribution = {c: round(float(p), 6) for c, p in zip(self.classes, probabilities)}
+            top = int(np.argmax(probabilities))
+            result.generator, result.generator_probability = self.classes[top], round(float(probabilities[top]), 6)
+        patch_map = None
+        if want_map and out.get("mask") is not None:
+            patch_map = _place_maps(out["mask"], boxes, fitted.shape[:2], image.shape[:2])
+        return result, patch_map
+
+
+def _attribution_classes(detector) -> Optional[list[str]]:
+    model = getattr(detector, "model", None)
+    classes = getattr(model, "attribution_classes", None) if model is not None else None
+    if classes is None:
+        classes = (getattr(detector, "provenance", None) or {}).get("attribution_classes")
+    return list(classes) if classes else None
+
+
+def _place_maps(mask_logits: np.ndarray, boxes, fitted_hw, image_hw) -> np.ndarray:
+    total = np.zeros(fitted_hw, np.float32)
+    weight = np.zeros(fitted_hw, np.float32)
+    for logits, (left, top, right, bottom) in zip(np.asarray(mask_logits, np.float32), boxes):
+        patch = cv2.resize(logits[0], (right - left, bottom - top), interpolation=cv2.INTER_LINEAR)
+        total[top:bottom, left:right] += sigmoid(patch)
+        weight[top:bottom, left:right] += 1.0
+    covered = weight > 0
+    total[covered] /= weight[covered]
+    if total.shape != tuple(image_hw):
+        total = cv2.resize(total, (image_hw[1], image_hw[0]), interpolation=cv2.INTER_LINEAR)
+    return np.clip(total, 0.0, 1.0)
