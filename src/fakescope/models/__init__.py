@@ -8,7 +8,8 @@ from __future__ import annotations
 import importlib
 
 #: the modules whose decorators register the architectures (base.MODELS imports them on first use)
-FAMILIES = ("asrid", "efficientnet", "f3net", "gramnet", "m2tr", "mat", "mesonet", "timm_classifiers", "y_autoencoder")
+FAMILIES = ("asrid", "efficientnet", "f3net", "gramnet", "image_forensics", "m2tr", "mat", "mesonet", "timm_classifiers",
+            "y_autoencoder")
 
 _FROM_BASE = ("MODELS", "DetectorModel", "LoadedDetector", "PreprocessSpec", "build_model", "load_checkpoint",
               "save_checkpoint")
