@@ -20,17 +20,16 @@ mean pixel F1 and IoU at mask >= 0.5, mean per-image pixel AUC (images whose map
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from fakescope.evaluate.tamper import markdown_table, read_samples, score_samples, summarise
 from fakescope.tamper import TAMPER_METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,40 +115,12 @@ def noise_splice(ciplab: Path = CIPLAB, sigma: float = 6.0, box=(60, 200, 128, 1
     return np.clip(np.round(out), 0, 255).astype(np.uint8), truth
 
 
-# ----------------------------------------------------------------------------- metrics
-
-def pixel_f1(mask: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> float:
-    called = mask >= threshold
-    tp = float(np.sum(called & truth))
-    denom = float(called.sum() + truth.sum())
-    return 2 * tp / denom if denom else 1.0
-
-
-def pixel_iou(mask: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> float:
-    called = mask >= threshold
-    union = float(np.sum(called | truth))
-    return float(np.sum(called & truth)) / union if union else 1.0
-
-
-def pixel_auc(mask: np.ndarray, truth: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    if truth.all() or not truth.any():
-        return float("nan")
-    if np.ptp(mask) == 0:
-        return 0.5
-    return float(roc_auc_score(truth.ravel(), mask.ravel()))
-
-
 def samples() -> list[dict]:
     """Every benchmark input: group, name, image, truth (None for pristine)."""
-    out = []
-    with open(CASIA / "manifest.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            truth = cv2.imread(str(CASIA / row["mask"]), cv2.IMREAD_GRAYSCALE) > 127
-            group = "casia-" + row["manipulation"].replace("-", "_")
-            out.append({"group": group, "name": Path(row["path"]).name, "image": read_rgb(CASIA / row["path"]),
-                        "truth": truth})
+    out = read_samples(CASIA / "manifest.csv")
+    for sample in out:
+        sample["group"] = "casia-" + sample["group"].replace("-", "_")
+        sample["name"] = Path(sample["name"]).name
     for group, make in (("synthetic-rotated", rotated_copy), ("synthetic-translated", translated_copy),
                         ("synthetic-ghost", ghost_splice), ("synthetic-noise", noise_splice)):
         image, truth = make()
@@ -165,38 +136,9 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", help="comma-separated method names (default: all)")
     args = parser.parse_args(argv)
     names = args.methods.split(",") if args.methods else list(TAMPER_METHODS)
-    methods = {name: TAMPER_METHODS.get(name)() for name in names}
-    data = samples()
-    rows = []
-    for sample in data:
-        for name, method in methods.items():
-            start = time.perf_counter()
-            finding = method(sample["image"])
-            seconds = time.perf_counter() - start
-            row = {"group": sample["group"], "image": sample["name"], "method": name, "score": round(finding.score, 4),
-                   "found": finding.found, "seconds": round(seconds, 3), "message": finding.message}
-            if sample["truth"] is not None:
-                row.update(f1=pixel_f1(finding.mask, sample["truth"]), iou=pixel_iou(finding.mask, sample["truth"]),
-                           auc=pixel_auc(finding.mask, sample["truth"]))
-            rows.append(row)
-    groups = list(dict.fromkeys(s["group"] for s in data))
-    summary = []
-    for name in names:
-        for group in groups:
-            sel = [r for r in rows if r["method"] == name and r["group"] == group]
-            entry = {"method": name, "group": group, "n": len(sel),
-                     "found_rate": float(np.mean([r["found"] for r in sel])),
-                     "seconds_per_image": float(np.mean([r["seconds"] for r in sel]))}
-            for key in ("f1", "iou", "auc"):
-                vals = [r[key] for r in sel if key in r and np.isfinite(r[key])]
-                entry[key] = float(np.mean(vals)) if vals else None
-            summary.append(entry)
-    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-    print("| method | data | n | pixel F1 | IoU | pixel AUC | found rate | s/image |")
-    print("|---|---|---|---|---|---|---|---|")
-    for e in summary:
-        print(f"| {e['method']} | {e['group']} | {e['n']} | {fmt(e['f1'])} | {fmt(e['iou'])} | {fmt(e['auc'])} | "
-              f"{e['found_rate']:.2f} | {e['seconds_per_image']:.2f} |")
+    rows = score_samples(samples(), names)
+    summary = summarise(rows)
+    print(markdown_table(summary))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         meta = {"python": sys.version.split()[0], "opencv": cv2.__version__, "machine": platform.machine(),

@@ -134,3 +134,24 @@ def test_cli_prints_the_whole_picture_line(probe_checkpoint, tmp_path):
     assert "whole picture: FAKE" in run.output and "generator: diffusion" in run.output
     saved = json.loads((tmp_path / "out.json").read_text())["results"][0]
     assert saved["whole_image"]["views"] == 5 and saved["score_source"] == "whole_image"
+
+
+def test_mode_tamper_finds_a_casia_copy_move_and_the_report_shows_its_mask(shared_dir, tmp_path):
+    from fakescope.scan.report import render_html
+
+    sample = shared_dir / "data/image-forensics/casia2-samples/tampered/Tp_S_NNN_S_N_pla20095_pla20095_02347.png"
+    report = Scanner(ScanSettings(mode="tamper", masks_dir=str(tmp_path / "masks"), device="cpu")).scan([sample])
+    result = report.results[0]
+    assert result.status == "ok" and result.verdict is None and result.faces == []  # evidence, not a P(fake)
+    assert result.tamper.found and "copy_move_keypoint" in result.tamper.methods_found
+    keypoint = next(f for f in result.tamper.findings if f.method == "copy_move_keypoint")
+    assert keypoint.kind == "copy_move" and "copied" in keypoint.message
+    truth = np.asarray(Image.open(sample.parent.parent / "mask" / sample.name)) > 127
+    predicted = np.asarray(Image.open(keypoint.mask)) >= 128
+    assert predicted.shape == truth.shape[:2]
+    assert (predicted & truth).sum() > 0.5 * truth.sum()  # most of the pasted region is marked
+    assert {f.method for f in result.tamper.findings} == {"copy_move_block", "copy_move_keypoint", "jpeg_ghost",
+                                                         "noise_residual"}
+    html = render_html(report.to_dict())
+    assert "TAMPERED" in html and "copy_move_keypoint" in html and html.count("data:image/jpeg") >= 4
+    assert "<svg" not in html  # a picture, not a video

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fakescope.evaluate.metrics import mask_f1
 from fakescope.registry import UnknownNameError
 from fakescope.tamper import TAMPER_METHODS, TamperFinding, analyse
 
@@ -33,8 +34,8 @@ def run(name: str, image: np.ndarray) -> TamperFinding:
 
 
 def f1(mask: np.ndarray, truth: np.ndarray) -> float:
-    """Pixel F1 at mask >= 0.5 (fakescope.evaluate.metrics has IoU but no F1)."""
-    return forge.pixel_f1(mask, truth)
+    """Pixel F1 at mask >= 0.5."""
+    return mask_f1(mask, truth)
 
 
 def test_registry_names_and_typo():
@@ -115,13 +116,11 @@ def test_noise_residual_finds_noisier_region(ciplab):
     assert not clean.found and clean.score < f.score
 
 
-def test_large_image_is_fast_and_mask_is_full_size(ciplab):
-    import time
-
+def test_a_large_image_gets_a_full_size_mask(ciplab):
+    """Methods work on a downscaled copy of a large picture; the mask comes back at its size
+    (their speed is benchmarks/tamper_casia.py's to report, not a test's)."""
     image, truth = forge.translated_copy(ciplab)
     big = np.ascontiguousarray(np.repeat(np.repeat(image, 2, axis=0), 2, axis=1))  # 1200x800
     for method in METHODS:
-        start = time.perf_counter()
         f = run(method, big)
-        assert f.mask.shape == big.shape[:2]
-        assert time.perf_counter() - start < 4.0, method
+        assert f.mask.shape == big.shape[:2] and f.mask.dtype == np.float32

@@ -389,6 +389,24 @@ def mask_iou(probability, truth, threshold: float = THRESHOLD) -> Optional[float
     return None if union == 0 else float(np.sum(predicted & t)) / union
 
 
+def mask_f1(probability, truth, threshold: float = THRESHOLD) -> Optional[float]:
+    """Pixel F1 (Dice) of the manipulated class, predicted = P >= threshold; None when both are empty."""
+    p, t = _pixel_arrays(probability, truth)
+    predicted = p >= threshold
+    total = int(predicted.sum()) + int(t.sum())
+    return None if total == 0 else 2.0 * float(np.sum(predicted & t)) / total
+
+
+def mask_auc(probability, truth) -> Optional[float]:
+    """Pixel AUC of one map against its mask (binned as `PixelMetrics`, ties count half); None when the
+    mask is all one class."""
+    p, t = _pixel_arrays(probability, truth)
+    bins = np.minimum((p * PIXEL_AUC_BINS).astype(np.int64), PIXEL_AUC_BINS - 1)
+    positive = np.bincount(bins[t], minlength=PIXEL_AUC_BINS)
+    negative = np.bincount(bins[~t], minlength=PIXEL_AUC_BINS)
+    return _histogram_auc(positive, negative)
+
+
 def _histogram_auc(positive: np.ndarray, negative: np.ndarray) -> Optional[float]:
     """AUC from per-bin counts of positives and negatives (bins in ascending score order); ties count half."""
     n_pos, n_neg = int(positive.sum()), int(negative.sum())
