@@ -10,7 +10,7 @@ CIPLAB photos (deterministic, the same ones tests/test_tamper.py checks):
 - `synthetic-translated`: a patch copied by a pure translation (copy-move);
 - `synthetic-ghost`: a region saved at JPEG quality 60 pasted into a quality-95 image, saved at 95 (splicing);
 - `synthetic-noise`: a region with Gaussian noise (sigma 6) added (splicing);
-- `pristine`: 5 untouched CIPLAB photos (found rate = false-alarm rate; no F1 / AUC, nothing to find).
+- `pristine`: untouched CIPLAB photos (5, or --pristine N) (found rate = false-alarm rate; no F1 / AUC, nothing to find).
 
 Copy-move ground truth is source ∪ copy (the usual convention; CASIA's copy-move masks mark only the
 pasted region, which caps a copy-move method's precision there near 0.5). Per method and group:
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FAKESCOPE_SHARED", ROOT.parent / "shared"))
 CASIA = SHARED / "data/image-forensics/casia2-samples"
 CIPLAB = SHARED / "data/ciplab-faces/real"
-PRISTINE_IDS = (0, 1, 2, 3, 4)
+PRISTINE = 5  # untouched CIPLAB photos 0.jpg ... (--pristine N): their found rate is the false-alarm rate
 
 
 # ----------------------------------------------------------------------------- synthetic forgeries
@@ -115,7 +115,7 @@ def noise_splice(ciplab: Path = CIPLAB, sigma: float = 6.0, box=(60, 200, 128, 1
     return np.clip(np.round(out), 0, 255).astype(np.uint8), truth
 
 
-def samples() -> list[dict]:
+def samples(pristine: int = PRISTINE) -> list[dict]:
     """Every benchmark input: group, name, image, truth (None for pristine)."""
     out = read_samples(CASIA / "manifest.csv")
     for sample in out:
@@ -125,8 +125,9 @@ def samples() -> list[dict]:
                         ("synthetic-ghost", ghost_splice), ("synthetic-noise", noise_splice)):
         image, truth = make()
         out.append({"group": group, "name": group, "image": image, "truth": truth})
-    for i in PRISTINE_IDS:
-        out.append({"group": "pristine", "name": f"ciplab/{i}.jpg", "image": read_rgb(CIPLAB / f"{i}.jpg"), "truth": None})
+    photos = sorted(CIPLAB.glob("*.jpg"), key=lambda p: (len(p.stem), p.stem))[:pristine]  # 0.jpg, 1.jpg, 2.jpg, ...
+    for photo in photos:
+        out.append({"group": "pristine", "name": f"ciplab/{photo.name}", "image": read_rgb(photo), "truth": None})
     return out
 
 
@@ -134,9 +135,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, help="write per-image and summary results here")
     parser.add_argument("--methods", help="comma-separated method names (default: all)")
+    parser.add_argument("--pristine", type=int, default=PRISTINE, help="untouched CIPLAB photos to count false alarms on")
     args = parser.parse_args(argv)
     names = args.methods.split(",") if args.methods else list(TAMPER_METHODS)
-    rows = score_samples(samples(), names)
+    rows = score_samples(samples(args.pristine), names)
     summary = summarise(rows)
     print(markdown_table(summary))
     if args.json:

@@ -52,7 +52,7 @@ def crops(shared_dir) -> Path:
 
 
 def test_every_layout_is_registered():
-    assert list(LAYOUTS) == ["celebdf", "deepfakebench", "dfdc", "dfdcp", "ffpp", "folders"]
+    assert list(LAYOUTS) == ["celebdf", "deepfakebench", "dfdc", "dfdcp", "ffpp", "folders", "image-forensics"]
 
 
 # --------------------------------------------------------------------------- FaceForensics++

@@ -16,7 +16,7 @@ from fakescope.models.base import DetectorModel, save_checkpoint
 from fakescope.models.spec import PreprocessSpec
 from fakescope.scan.results import FileResult
 from fakescope.scan.scanner import Scanner, ScanSettings, parse_mode
-from fakescope.scan.whole_image import cut_views, view_boxes
+from fakescope.scan.whole_image import cut_views
 
 
 class BrightnessProbe(DetectorModel):
@@ -62,8 +62,8 @@ def test_views_are_cut_at_the_pictures_resolution_not_resized():
         assert np.array_equal(view, picture[top:bottom, left:right])
     small = np.zeros((20, 40, 3), np.uint8)  # smaller than a view: upscaled once, keeping its shape
     views, boxes, fitted = cut_views(small, 32, 5)
-    assert fitted.shape == (32, 64, 3) and len(views) == len(set(boxes)) <= 5
-    assert len(view_boxes(32, 32, 32, 9)) == 1
+    assert fitted.shape == (32, 64, 3) and len(views) == len(set(boxes)) == 3  # centre, left, right
+    assert len(cut_views(np.zeros((32, 32, 3), np.uint8), 32, 9)[0]) == 1  # one view: the whole picture
 
 
 def test_mode_image_scores_the_picture_whole_with_its_map_and_attribution(probe_checkpoint, tmp_path):
@@ -77,7 +77,7 @@ def test_mode_image_scores_the_picture_whole_with_its_map_and_attribution(probe_
     whole = result.whole_image
     assert result.status == "ok" and result.score_source == "whole_image" and result.faces == []
     assert whole.views == 5 and len(whole.view_scores) == 5
-    logits = [4.0 * (np.mean(picture[t:b, l:r]) / 255.0 - 0.5) for l, t, r, b in view_boxes(128, 256, 32, 5)]
+    logits = [4.0 * (np.mean(picture[t:b, l:r]) / 255.0 - 0.5) for l, t, r, b in cut_views(picture, 32, 5)[1]]
     assert whole.score == pytest.approx(1 / (1 + np.exp(-np.mean(logits))), abs=1e-5)
     assert result.score == whole.score and result.verdict == whole.verdict
     assert set(whole.attribution) == {"real", "gan", "diffusion"} and sum(whole.attribution.values()) == pytest.approx(1, abs=1e-5)

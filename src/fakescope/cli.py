@@ -198,6 +198,10 @@ def scan(
     if not quiet:
         out.print("verdicts: " + _decision_text(report.settings["threshold"], report.settings["uncertain_band"]),
                   highlight=False, soft_wrap=True)
+        wholes = {r.whole_image.threshold for r in report.results if r.whole_image is not None}
+        if wholes:  # a whole-image model has its own threshold
+            out.print("whole-picture verdicts (score_source whole_image): FAKE from P(generated) "
+                      + ", ".join(f"{t:.3f}" for t in sorted(wholes)), highlight=False, soft_wrap=True)
     _write_outputs(report, json_path, csv_path, err, html_path)
     if jsonl_path:
         err.print(f"wrote {jsonl_path}", highlight=False)

@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
 
 
 def index(
-    layout: str = typer.Argument(..., help="Dataset layout: ffpp, celebdf, dfdc, dfdcp, deepfakebench or folders."),
+    layout: str = typer.Argument(..., help="Dataset layout: ffpp, celebdf, dfdc, dfdcp, deepfakebench, folders, or image-forensics (whole-image sets: generated vs real)."),
     root: Path = typer.Argument(
         ..., help="The dataset's root folder (deepfakebench: its JSON file; folders: a folder or a manifest CSV).",
     ),

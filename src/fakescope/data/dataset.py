@@ -29,6 +29,10 @@ def normalise(image: np.ndarray, preprocess: PreprocessSpec) -> torch.Tensor:
 class FaceCropDataset(Dataset):
     """Yields {"image": (3,H,W) normalised tensor, "label": float tensor, "index": int}.
 
+    For a whole-image model (preprocess.subject "image") each item is instead the picture's
+    centre crop at native resolution, never a resize (fakescope.data.images), so evaluation
+    scores such models as they were validated.
+
     `augment` takes and returns an RGB uint8 array (e.g. an albumentations pipeline
     wrapped by fakescope.train.augment) and runs before normalisation.
     """
@@ -48,7 +52,12 @@ class FaceCropDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         sample = self.manifest.samples[index]
-        image = load_face_crop(self.manifest.resolve(sample.path), self.preprocess.input_size)
+        if self.preprocess.subject == "image":  # whole-image detectors: the centre crop at native resolution
+            from .images import centre_view, load_image
+
+            image = centre_view(load_image(self.manifest.resolve(sample.path)), self.preprocess.input_size)
+        else:
+            image = load_face_crop(self.manifest.resolve(sample.path), self.preprocess.input_size)
         if self.augment is not None:
             image = self.augment(image)
         return {

@@ -708,6 +708,39 @@ def read_folders(root: Path, *, video_id: str = "auto") -> Manifest:
     return Manifest(samples, root)
 
 
+# --------------------------------------------------------------------------- whole-image sets
+
+@LAYOUTS.register("image-forensics")
+def read_image_forensics(
+    root: Path,
+    *,
+    ciplab: str = "auto",
+    seed: int | str = 0,
+    holdout: str = "",
+    val: float | str = 0.15,
+    test: float | str = 0.15,
+) -> Manifest:
+    """The shared image-forensics folder (cifake-sd14, styleclip-stylegan2-e4e, faces140k-sample;
+    not casia2-samples, whose fakes are tampered, not generated) merged into one manifest for
+    whole-image detectors, plus the real photos of CIPLAB (`ciplab`: auto = the sibling folder
+    ciplab-faces when present, none, or a folder; its split column is kept).
+
+    Columns path,label,generator,family,dataset,split,method,source (family real | gan |
+    diffusion from the generator name; method = the generator for fakes, "original" for reals).
+    Rows without a source split get a fixed split stratified by (dataset, label), val/test
+    shares 0.15 each, from `seed`; `holdout` names datasets (comma-separated) put wholly in test,
+    for a cross-generator test. Tiny sets: see fakescope.data.images.
+    """
+    from .images import index_image_forensics
+
+    try:
+        seed_value = int(seed)
+        val_value, test_value = float(val), float(test)
+    except ValueError:
+        raise ManifestError(f"seed must be an integer and val, test numbers; got {seed!r}, {val!r}, {test!r}") from None
+    return index_image_forensics(root, ciplab=ciplab, seed=seed_value, holdout=holdout, val=val_value, test=test_value)
+
+
 # --------------------------------------------------------------------------- shared helpers
 
 def _require_folder(path: Path, what: str) -> None:

@@ -3,7 +3,7 @@
 These detectors look for traces of the generator in the pixels' fine structure (spectra,
 patch statistics), which a resize of the whole picture to the model's input would wipe out.
 So a picture is scored through several input_size x input_size views cut at its own
-resolution (`view_boxes`: the centre, then the corners, then a grid), and its P(generated)
+resolution (the views training and evaluation use: `data.images`), and its P(generated)
 is the mean of the views' logits through the model's calibration. A picture smaller than the
 input is upscaled once to fit (CIFAKE's 32 px images): the model was trained the same way.
 """
@@ -14,6 +14,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from ..data.images import crop_at, fit_min_side, view_offsets
 from ..errors import FakescopeError
 from ..models.calibration import sigmoid, verdict
 from ..models.spec import normalise_crops
@@ -22,43 +23,14 @@ from .results import WholeImageResult
 DEFAULT_VIEWS = 5
 
 
-def view_boxes(height: int, width: int, size: int, count: int = DEFAULT_VIEWS) -> list[tuple[int, int, int, int]]:
-    """Up to `count` distinct (left, top, right, bottom) squares of side `size` inside a picture of
-    height x width (>= size): the centre first, then the four corners, then a regular grid, so the
-    first views cover the middle and the extremes of the picture; fewer when the picture is small."""
-    if height < size or width < size:
-        raise ValueError(f"a {width}x{height} picture is smaller than the {size} px view; fit it first")
-    xs = (0, width - size)
-    ys = (0, height - size)
-    centre = ((width - size) // 2, (height - size) // 2)
-    candidates = [centre] + [(x, y) for y in ys for x in xs]
-    steps = max(2, int(np.ceil(np.sqrt(count))) + 1)
-    candidates += [(int(x), int(y)) for y in np.linspace(0, height - size, steps) for x in np.linspace(0, width - size, steps)]
-    boxes: list[tuple[int, int, int, int]] = []
-    for left, top in candidates:
-        box = (left, top, left + size, top + size)
-        if box not in boxes:
-            boxes.append(box)
-        if len(boxes) == count:
-            break
-    return boxes
-
-
-def fit_to_views(image: np.ndarray, size: int) -> np.ndarray:
-    """The picture itself, or upscaled (bicubic, aspect kept) until its shorter side is `size`."""
-    height, width = image.shape[:2]
-    if min(height, width) >= size:
-        return image
-    scale = size / min(height, width)
-    return cv2.resize(image, (max(size, round(width * scale)), max(size, round(height * scale))),
-                      interpolation=cv2.INTER_CUBIC)
-
-
 def cut_views(image: np.ndarray, size: int, count: int = DEFAULT_VIEWS):
-    """(views, boxes, fitted picture): the size x size RGB views and where they lie in `fitted`."""
-    fitted = fit_to_views(image, size)
-    boxes = view_boxes(fitted.shape[0], fitted.shape[1], size, count)
-    views = [np.ascontiguousarray(fitted[top:bottom, left:right]) for left, top, right, bottom in boxes]
+    """(views, boxes, fitted picture): the distinct size x size RGB views `data.images` cuts for
+    training and evaluation (the centre, the corners, then a grid; `view_offsets`), as
+    (left, top, right, bottom) boxes in `fitted` (the picture, upscaled only if smaller than a view)."""
+    fitted = fit_min_side(image, size)
+    offsets = dict.fromkeys(view_offsets(fitted.shape[0], fitted.shape[1], size, count))  # a small picture repeats
+    boxes = [(left, top, left + size, top + size) for top, left in offsets]
+    views = [crop_at(fitted, top, left, size) for top, left in offsets]
     return views, boxes, fitted
 
 

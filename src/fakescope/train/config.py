@@ -9,8 +9,12 @@ Schema (defaults in brackets; every section rejects keys it does not know):
     model:      arch (a registered architecture), kwargs [{}] (its constructor
                 arguments), init [none] (a fakescope checkpoint or shipped model
                 name to fine-tune from; its preprocessing becomes the default)
-    preprocess: input_size, mean, std, margin, face_detector: overrides of the
-                architecture's (or init checkpoint's) preprocessing [none]
+    preprocess: input_size, mean, std, margin, face_detector, subject: overrides of the
+                architecture's (or init checkpoint's) preprocessing [none]; subject
+                image = whole-image samples (fakescope.data.images): training takes a random
+                input_size crop of the picture at native resolution after the augmentation
+                (which then runs on the whole picture and may rescale it), validation the
+                centre crop; no synthesis, sequence or face_part_cutout with it
     data:       train / val: {manifest: CSV or folder, split [whole manifest]};
                 batch_size [32]; val_batch_size [2 x batch_size]; num_workers [0];
                 balanced [false]: draw classes equally often (with replacement).
@@ -177,6 +181,8 @@ class PreprocessSection(_Section):
     std: Optional[tuple[float, float, float]] = None
     margin: Optional[float] = Field(None, ge=MIN_CROP_MARGIN)
     face_detector: Optional[str] = None
+    # "image": a whole-image detector's samples (fakescope.data.images: native-resolution crops)
+    subject: Optional[Literal["face", "image"]] = None
 
     @field_validator("std")
     @classmethod

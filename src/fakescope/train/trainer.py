@@ -705,6 +705,9 @@ class _Run:
                       augmenter: Optional[Augmenter]) -> None:
         """Single faces: the manifests' rows, or synthetic fakes from their reals."""
         data = self.cfg.data
+        if preprocess.subject == "image":
+            self._setup_images(train_manifest, val_manifest, preprocess, augmenter)
+            return
         if data.train.synthesis is None:
             self.train_ds = _TrainDataset(train_manifest, preprocess, augmenter, self.seed)
         else:
@@ -716,9 +719,28 @@ class _Run:
             self.val_ds = self._synthetic("val", val_manifest, preprocess, None)
             self.val_datasets = None  # synthetic val rows count as one dataset
 
+    def _setup_images(self, train_manifest: Manifest, val_manifest: Manifest, preprocess: PreprocessSpec,
+                      augmenter: Optional[Augmenter]) -> None:
+        """Whole-image models (preprocess.subject "image"): random native-resolution crops after
+        augmenting the whole picture in training, centre crops in validation (data/images.py)."""
+        from ..data.images import WholeImageDataset
+
+        data = self.cfg.data
+        if data.train.synthesis is not None or data.val.synthesis is not None:
+            raise ConfigError("data.*.synthesis: synthetic fakes are faces; not with preprocess.subject image")
+        if self.cfg.augment.face_part_cutout.p > 0:
+            raise ConfigError("augment.face_part_cutout: face parts do not apply to preprocess.subject image; set p: 0")
+        classes = self.cfg.model.kwargs.get("attribution_classes") or ("real", "gan", "diffusion")
+        self.train_ds = WholeImageDataset(train_manifest, preprocess, augmenter, self.seed, train=True,
+                                          attribution_classes=classes)
+        self.val_ds = WholeImageDataset(val_manifest, preprocess, attribution_classes=classes)
+        self.val_datasets = [s.dataset for s in val_manifest]
+
     def _setup_clips(self, train_manifest: Manifest, val_manifest: Manifest, preprocess: PreprocessSpec,
                      augmenter: Optional[Augmenter]) -> None:
         """data.sequence: clips of K frames of one video (see VideoClipDataset)."""
+        if preprocess.subject == "image":
+            raise ConfigError("data.sequence: clips are of faces; not with preprocess.subject image")
         section = self.sequence
         shared = shared_videos(train_manifest, val_manifest)
         if shared:
@@ -917,6 +939,8 @@ class _Run:
             for term in self.module.training_losses(out, batch["label"].repeat_interleave(k)).values():
                 loss = loss + term.float()
             return loss
+        if "family" in batch:  # whole-image attribution: the class targets of this forward (models/image_forensics.py)
+            self.module.set_attribution_targets(batch["family"])
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
             out = self.model(batch["image"])
         loss = F.binary_cross_entropy_with_logits(out["logits"].float(), batch["label"])
@@ -950,6 +974,8 @@ class _Run:
             "image": images.to(self.device, non_blocking=True, memory_format=self.memory_format),
             "label": batch["label"].to(self.device, non_blocking=True).float(),
         }
+        if "family" in batch and getattr(self.module, "attribution_classes", None):
+            inputs["family"] = batch["family"].to(self.device, non_blocking=True).long()
         if self.cfg.loss.mask_weight > 0:
             inputs["mask"] = batch["mask"].to(self.device, non_blocking=True).float()
             inputs["has_mask"] = batch["has_mask"].to(self.device, non_blocking=True).float()
