@@ -165,3 +165,16 @@ def run_load(server: ServerProcess, files: list[Path], poll: float = 0.1) -> dic
                        max_s=round(max(times), 2),
                        upload_p95_s=round(percentile([r["upload_s"] for r in done], 95), 3))
     return {"summary": summary, "rows": rows}
+
+
+def picky_probe(path: str, limits: dict) -> tuple:
+    """The upload probe, except that it crashes on a file name with "crash" and hangs on one with "hang"
+    (what a hostile file could make a demuxer do)."""
+    from fakescope.serve.probe import probe
+
+    name = Path(path).name
+    if "crash" in name:
+        os._exit(3)
+    if "hang" in name:
+        time.sleep(600)
+    return probe(path, limits)

@@ -63,3 +63,32 @@ def test_a_job_deleted_while_running_leaves_nothing(tmp_path):
     assert not store.finish(job_id, run.run_id, {"results": [{"status": "ok"}]})
     assert not store.job_dir(job_id).exists() and store.waiting() == 0
     assert store.list("owner") == [] and store.count("owner") == 0
+
+
+def test_a_probe_that_crashes_or_hangs_is_replaced_and_the_upload_refused(shared_dir, tmp_path):
+    """The header probe runs in its own process: a crash or a hang there answers "crashed" and the
+    next upload gets a fresh probe process."""
+    import asyncio
+    import shutil
+    from dataclasses import asdict
+
+    from fakescope.scan.media import MediaLimits
+    from fakescope.serve.probe import Prober
+    from serve_helpers import picky_probe
+
+    photo = shared_dir / "data/ciplab-faces/real/0.jpg"
+    crash, hang = tmp_path / "crash.jpg", tmp_path / "hang.jpg"
+    shutil.copy(photo, crash)
+    shutil.copy(photo, hang)
+    limits = asdict(MediaLimits())
+    prober = Prober(picky_probe, timeout_s=5)
+
+    async def run():
+        return [await prober.check(path, limits) for path in (photo, crash, photo, hang, photo)]
+
+    try:
+        answers = asyncio.run(run())
+    finally:
+        prober.close()
+    assert [a[0] for a in answers] == ["ok", "crashed", "ok", "crashed", "ok"]
+    assert answers[0][1]["width"] == 330 and "crashed" in answers[1][2] and "timed out" in answers[3][2]

@@ -20,13 +20,12 @@ from typing import Any, Optional
 from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from .. import __version__
-from ..scan.media import MEDIA_EXTENSIONS, MediaLimits, probe_media
-from ..errors import MediaError
+from ..scan.media import MEDIA_EXTENSIONS, MediaInfo, MediaLimits
 from .pool import WorkerPool
+from .probe import Prober
 from .store import DONE, FAILED, Job, JobStore, new_job_id
 from .upload import UploadError, receive_file
 
@@ -117,6 +116,7 @@ def _iso(seconds: Optional[float]) -> Optional[str]:
 def create_app(config: ServeConfig) -> FastAPI:
     store = JobStore(config.data_dir)
     pool = WorkerPool(store, config.workers, config.job_timeout_s, config.scan_options())
+    prober = Prober()
     owners = {token: hashlib.sha256(token.encode()).hexdigest()[:16] for token in config.tokens}
 
     @asynccontextmanager
@@ -124,6 +124,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         store.requeue_interrupted()
         pool.start()
         yield
+        prober.close()
         pool.stop()
         store.requeue_interrupted()  # what the stopped workers were scanning runs first next time
 
@@ -211,7 +212,7 @@ def create_app(config: ServeConfig) -> FastAPI:
             extension = extension if extension in MEDIA_EXTENSIONS else ""
             upload = folder / f"input{extension}"
             partial.replace(upload)
-            info = await run_in_threadpool(_check_media, upload, config.limits, filename)
+            info = await _check_media(prober, upload, config.limits, filename)
         except UploadError as exc:
             shutil.rmtree(folder, ignore_errors=True)
             return _error(exc.status_code, exc.message)
@@ -350,15 +351,19 @@ class _Refused(Exception):
 _LIMIT_STATUS = {"too_large": 413, "too_long": 413, "empty_file": 422}
 
 
-def _check_media(path: Path, limits: MediaLimits, filename: str):
-    """The file's header against the limits: a file beyond them is refused now; one that is not
-    readable media is queued, and its scan says what it is (corrupt, not_media, ...)."""
-    try:
-        return probe_media(path, limits)
-    except MediaError as exc:
-        if exc.code in _LIMIT_STATUS:
-            raise _Refused(_LIMIT_STATUS[exc.code], exc.code, exc.message.replace(str(path), filename)) from None
-        return None
+async def _check_media(prober: Prober, path: Path, limits: MediaLimits, filename: str) -> Optional[MediaInfo]:
+    """The file's header against the limits (in the probe process): a file beyond them is refused
+    now; one that is not readable media is queued, and its scan says what it is (corrupt, ...);
+    one whose header crashes or hangs the reader is refused."""
+    answer = await prober.check(path, asdict(limits))
+    if answer[0] == "ok":
+        return MediaInfo(**answer[1])
+    _, code, message = answer
+    if answer[0] == "crashed":
+        raise _Refused(422, "corrupt", f"{filename}: {message}; not queued")
+    if code in _LIMIT_STATUS:
+        raise _Refused(_LIMIT_STATUS[code], code, message.replace(str(path), filename))
+    return None
 
 
 def _error(status_code: int, detail: str, status: Optional[str] = None, headers=None) -> JSONResponse:
