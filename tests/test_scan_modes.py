@@ -155,3 +155,22 @@ def test_mode_tamper_finds_a_casia_copy_move_and_the_report_shows_its_mask(share
     html = render_html(report.to_dict())
     assert "TAMPERED" in html and "copy_move_keypoint" in html and html.count("data:image/jpeg") >= 4
     assert "<svg" not in html  # a picture, not a video
+
+
+def test_evaluate_scores_whole_images_as_scan_does(probe_checkpoint, tmp_path):
+    """`fakescope evaluate` on a whole-image model uses the scanner's own views and mean logit."""
+    from fakescope.data.manifest import Manifest
+    from fakescope.evaluate.runner import evaluate
+
+    rng = np.random.default_rng(1)
+    names = []
+    for i, label in enumerate((0, 1, 0, 1)):
+        picture = rng.integers(0, 256, (80 + 40 * i, 120, 3), dtype=np.uint8)
+        picture[:, 60:] //= (1 + label)  # different brightness per half: views differ
+        Image.fromarray(picture).save(tmp_path / f"p{i}.png")
+        names.append((f"p{i}.png", label))
+    (tmp_path / "manifest.csv").write_text("path,label\n" + "".join(f"{n},{l}\n" for n, l in names))
+    result = evaluate(str(probe_checkpoint), [("pictures", Manifest.read(tmp_path / "manifest.csv"))], device="cpu")
+    scanner = Scanner(ScanSettings(mode="image", image_model=str(probe_checkpoint), device="cpu"))
+    for prediction, (name, _) in zip(result.predictions_of("pictures"), names):
+        assert prediction.score == pytest.approx(scanner.scan_file(tmp_path / name).whole_image.score, abs=1e-6)

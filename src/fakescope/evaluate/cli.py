@@ -203,6 +203,8 @@ def register(app: typer.Typer) -> None:
             "on the CPU for a shipped model or a .onnx file, unless Grad-CAM masks or a video head need PyTorch)."),
         batch_size: int = typer.Option(64, min=1, help="Images per model batch."),
         workers: int = typer.Option(0, min=0, help="Data-loading worker processes."),
+        image_views: int = typer.Option(5, "--image-views", min=1, max=64, help="Whole-image detectors: views cut "
+                                        "from each picture at its own resolution, as scan --image-views."),
         logloss_clip: Optional[float] = typer.Option(
             None, "--logloss-clip", min=0.0, max=0.49,
             help="Clip predictions to c..1-c before the log loss (e.g. 0.01); default: only the 1e-15 clip."),
@@ -223,6 +225,7 @@ def register(app: typer.Typer) -> None:
             result = evaluate(
                 checkpoint, datasets, device=device, batch_size=batch_size, num_workers=workers,
                 logloss_clip=logloss_clip, grad_cam_masks=grad_cam_masks, video_head=video_head, backend=backend,
+                image_views=image_views,
             )
         except FakescopeError as exc:
             err.print(f"[red]error:[/red] {exc.message}", highlight=False)

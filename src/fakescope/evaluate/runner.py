@@ -231,6 +231,22 @@ def video_head_scores(model, samples: Sequence, features: Sequence[np.ndarray], 
     return out
 
 
+def _whole_image_scores(name: str, manifest: Manifest, detector, predictor, views: int) -> list[float]:
+    """P(generated) of every picture through the scanner's own whole-image scoring."""
+    from ..data.images import load_image
+    from ..scan.whole_image import WholeImageScorer
+
+    scorer = WholeImageScorer(detector.name, predictor.device, views=views, predictor=predictor)
+    scores = []
+    for sample in manifest.samples:
+        try:
+            picture = load_image(manifest.resolve(sample.path))
+        except OSError as exc:
+            raise FakescopeError(f"dataset {name!r}: cannot read an image: {exc}", code="corrupt") from None
+        scores.append(scorer.score(picture)[0].score)
+    return scores
+
+
 def evaluate(
     checkpoint_or_name: str | Path,
     datasets: Sequence[tuple[str, Manifest]],
@@ -241,12 +257,15 @@ def evaluate(
     grad_cam_masks: bool = False,
     video_head: Optional[str] = None,
     backend: str = "auto",
+    image_views: int = 5,
 ) -> EvaluationResult:
     """Score every sample of every (name, manifest) with the detector's own preprocessing;
     pixel metrics too where a manifest has masks, video scores from the model's video head
     `video_head` if given (see the module docstring). `backend` as for scan: "auto" runs a
     shipped model's (or a `.onnx` file's) ONNX Runtime graph on the CPU unless Grad-CAM masks or
-    a video head need PyTorch."""
+    a video head need PyTorch. A whole-image detector (preprocess.subject "image") scores each
+    picture as `scan --mode image` does: the mean logit of `image_views` views cut at its own
+    resolution (scan/whole_image.py)."""
     if not datasets:
         raise FakescopeError("no dataset to evaluate on")
     names = [name for name, _ in datasets]
@@ -280,6 +299,8 @@ def evaluate(
             )
             if accumulator is not None:
                 pixel = {**accumulator.result(), **counts}
+        elif detector.preprocess.subject == "image" and not use_head:
+            scores = _whole_image_scores(name, manifest, detector, predictor, image_views)
         else:
             try:
                 predicted = predictor.predict(FaceCropDataset(manifest, detector.preprocess), features=use_head,

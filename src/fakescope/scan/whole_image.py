@@ -38,14 +38,15 @@ class WholeImageScorer:
     """One whole-image detector (a `subject: image` model) and how it turns views into a result."""
 
     def __init__(self, model: str, device, backend: str = "auto", views: int = DEFAULT_VIEWS,
-                 threshold: Optional[float] = None, band: Optional[float] = None):
+                 threshold: Optional[float] = None, band: Optional[float] = None, predictor=None):
+        """`model`: a name or checkpoint; or pass a ready `predictor` (evaluation's) and its detector's name."""
         from ..models.predictor import Predictor, open_detector
 
-        self.detector = open_detector(model, backend, device)
+        self.detector = predictor.detector if predictor is not None else open_detector(model, backend, device)
         if self.detector.preprocess.subject != "image":
             raise FakescopeError(f"--image-model {model}: {self.detector.name} scores face crops, not whole images "
                                  "(fakescope models lists the whole-image ones)")
-        self.predictor = Predictor(self.detector, device=device, backend=backend)
+        self.predictor = predictor or Predictor(self.detector, device=device, backend=backend)
         self.views = views
         self.threshold = self.detector.threshold if threshold is None else threshold
         self.band = self.detector.band if band is None else band
