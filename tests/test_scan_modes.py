@@ -174,3 +174,33 @@ def test_evaluate_scores_whole_images_as_scan_does(probe_checkpoint, tmp_path):
     scanner = Scanner(ScanSettings(mode="image", image_model=str(probe_checkpoint), device="cpu"))
     for prediction, (name, _) in zip(result.predictions_of("pictures"), names):
         assert prediction.score == pytest.approx(scanner.scan_file(tmp_path / name).whole_image.score, abs=1e-6)
+
+
+def test_calibrating_a_whole_image_model_fits_the_logits_scan_sees(probe_checkpoint, tmp_path):
+    """calibrate fits on the views' mean logit (what scan scores), and the scan then applies it."""
+    from fakescope.data.manifest import Manifest
+    from fakescope.evaluate.calibrate import calibrate_checkpoint, raw_logits
+    from fakescope.models.zoo import load_detector
+
+    rng = np.random.default_rng(2)
+    rows = []
+    for i in range(24):
+        label = i % 2
+        base = 150 if label else 90  # fakes brighter: the probe's logit separates them, not perfectly
+        picture = np.clip(rng.normal(base, 40, (64 + 8 * (i % 5), 96, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(picture).save(tmp_path / f"p{i}.png")
+        rows.append(f"p{i}.png,{label}\n")
+    (tmp_path / "manifest.csv").write_text("path,label\n" + "".join(rows))
+    manifest = Manifest.read(tmp_path / "manifest.csv")
+    scanner = Scanner(ScanSettings(mode="image", image_model=str(probe_checkpoint), device="cpu"))
+    logits = raw_logits(load_detector(probe_checkpoint), manifest, torch.device("cpu"))
+    for i in (0, 7):
+        expected = scanner._image_scorer.logit(np.asarray(Image.open(tmp_path / f"p{i}.png")))[0]
+        assert logits[i] == pytest.approx(expected, abs=1e-5)
+    calibrated = tmp_path / "calibrated.pt"
+    calibration = calibrate_checkpoint(probe_checkpoint, [("pictures", manifest)], calibrated, device="cpu")
+    after = Scanner(ScanSettings(mode="image", image_model=str(calibrated), device="cpu")).scan_file(tmp_path / "p0.png")
+    assert after.whole_image.threshold == pytest.approx(calibration.threshold)
+    # the calibration is affine per view, so it commutes with the mean over views
+    expected = 1 / (1 + np.exp(-(calibration.scale * logits[0] + calibration.bias)))
+    assert after.whole_image.score == pytest.approx(expected, abs=1e-5)

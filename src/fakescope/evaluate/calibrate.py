@@ -24,10 +24,15 @@ from ..models.zoo import load_detector
 
 
 def raw_logits(detector, manifest: Manifest, device: torch.device, batch_size: int = 64,
-               num_workers: int = 0) -> np.ndarray:
-    """The model's uncalibrated fake logits for every row, in manifest order."""
+               num_workers: int = 0, image_views: int = 5) -> np.ndarray:
+    """The model's uncalibrated fake logits for every row, in manifest order. A whole-image detector's
+    are the mean logit of its views, as `scan --mode image` scores (so the fit calibrates what scans see)."""
     detector.raw_model()
     predictor = Predictor(detector, device=device, batch_size=batch_size, backend="torch")
+    if detector.preprocess.subject == "image":
+        from ..scan.whole_image import WholeImageScorer
+
+        return WholeImageScorer(detector.name, device, views=image_views, predictor=predictor).manifest_logits(manifest)
     return predictor.predict(FaceCropDataset(manifest, detector.preprocess), num_workers=num_workers).logits
 
 

@@ -40,6 +40,7 @@ from ..data.manifest import Manifest
 from ..device import resolve_device
 from ..models.video import check_video_head, frame_features, video_head_probability
 from ..errors import FakescopeError
+from ..models.calibration import sigmoid
 from ..models.predictor import Predictor, open_detector
 from .metrics import Decision, PixelMetrics, compute_metrics, compute_video_metrics
 
@@ -231,20 +232,12 @@ def video_head_scores(model, samples: Sequence, features: Sequence[np.ndarray], 
     return out
 
 
-def _whole_image_scores(name: str, manifest: Manifest, detector, predictor, views: int) -> list[float]:
+def _whole_image_scores(name: str, manifest: Manifest, detector, predictor, views: int) -> np.ndarray:
     """P(generated) of every picture through the scanner's own whole-image scoring."""
-    from ..data.images import load_image
     from ..scan.whole_image import WholeImageScorer
 
     scorer = WholeImageScorer(detector.name, predictor.device, views=views, predictor=predictor)
-    scores = []
-    for sample in manifest.samples:
-        try:
-            picture = load_image(manifest.resolve(sample.path))
-        except OSError as exc:
-            raise FakescopeError(f"dataset {name!r}: cannot read an image: {exc}", code="corrupt") from None
-        scores.append(scorer.score(picture)[0].score)
-    return scores
+    return sigmoid(scorer.manifest_logits(manifest, name))
 
 
 def evaluate(

@@ -56,17 +56,33 @@ class WholeImageScorer:
     def name(self) -> str:
         return self.detector.name
 
+    def logit(self, image: np.ndarray):
+        """(the views' mean logit, the model's outputs per view, the views' boxes, the fitted picture)."""
+        views, boxes, fitted = cut_views(image, self.detector.preprocess.input_size, self.views)
+        out = self.predictor.run(normalise_crops(views, self.detector.preprocess))
+        return float(np.mean(out["logits"])), out, boxes, fitted
+
+    def manifest_logits(self, manifest, dataset_name: str = "") -> np.ndarray:
+        """The mean view logit of every picture of a manifest, in its order (evaluate, calibrate)."""
+        from ..data.images import load_image
+
+        logits = []
+        for sample in manifest.samples:
+            try:
+                picture = load_image(manifest.resolve(sample.path))
+            except OSError as exc:
+                raise FakescopeError(f"dataset {dataset_name!r}: cannot read an image: {exc}", code="corrupt") from None
+            logits.append(self.logit(picture)[0])
+        return np.asarray(logits, np.float32)
+
     def score(self, image: np.ndarray, want_map: bool = False) -> tuple[WholeImageResult, Optional[np.ndarray]]:
         """The picture's result, and (want_map, where the model has patch maps) its P(generated) map,
         picture-sized: each view's patch map placed back where the view was cut, overlaps averaged."""
-        size = self.detector.preprocess.input_size
-        views, boxes, fitted = cut_views(image, size, self.views)
-        out = self.predictor.run(normalise_crops(views, self.detector.preprocess))
-        logit = float(np.mean(out["logits"]))
+        logit, out, boxes, fitted = self.logit(image)
         score = float(sigmoid(np.float32(logit)))
         result = WholeImageResult(
             model=self.name, score=score, verdict=verdict(score, self.threshold, self.band),
-            from_threshold=round(score - self.threshold, 4), threshold=self.threshold, views=len(views),
+            from_threshold=round(score - self.threshold, 4), threshold=self.threshold, views=len(boxes),
             view_scores=[round(float(s), 6) for s in out["scores"]])
         attribution = out.get("attribution")
         if attribution is not None and self.classes:
