@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fakescope.evaluate.tamper import markdown_table, read_samples, score_samples, summarise
+from fakescope.evaluate.tamper import markdown_table, read_rgb, read_samples, score_samples, summarise
 from fakescope.tamper import TAMPER_METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,13 +40,6 @@ PRISTINE = 5  # untouched CIPLAB photos 0.jpg ... (--pristine N): their found ra
 
 
 # ----------------------------------------------------------------------------- synthetic forgeries
-
-def read_rgb(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FileNotFoundError(path)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
 
 def textured_base(ciplab: Path = CIPLAB) -> np.ndarray:
     """Two textured CIPLAB photos side by side, 600x400 px RGB."""

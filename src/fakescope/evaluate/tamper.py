@@ -20,6 +20,14 @@ import numpy as np
 from .metrics import THRESHOLD, mask_auc, mask_f1, mask_iou
 
 
+def read_rgb(path: str | Path) -> np.ndarray:
+    """An image file as RGB uint8 (OpenCV's decoder, as every tampering method was tuned with)."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError(path)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
 def read_samples(manifest: str | Path) -> list[dict]:
     """{"group", "name", "image" (RGB), "truth" (bool mask or None)} per manifest row; the group is
     the manipulation ("pristine" for label 0)."""
@@ -28,9 +36,10 @@ def read_samples(manifest: str | Path) -> list[dict]:
     samples = []
     with open(manifest, newline="") as handle:
         for row in csv.DictReader(handle):
-            image = cv2.imread(str(root / row["path"]), cv2.IMREAD_COLOR)
-            if image is None:
-                raise ValueError(f"{manifest}: cannot read {row['path']}")
+            try:
+                image = read_rgb(root / row["path"])
+            except FileNotFoundError:
+                raise ValueError(f"{manifest}: cannot read {row['path']}") from None
             truth = None
             if row.get("mask"):
                 mask = cv2.imread(str(root / row["mask"]), cv2.IMREAD_GRAYSCALE)
@@ -39,7 +48,7 @@ def read_samples(manifest: str | Path) -> list[dict]:
                 truth = mask > 127
             label = int(row.get("label", 1))
             group = (row.get("manipulation") or "tampered") if label == 1 else "pristine"
-            samples.append({"group": group, "name": row["path"], "image": cv2.cvtColor(image, cv2.COLOR_BGR2RGB),
+            samples.append({"group": group, "name": row["path"], "image": image,
                             "truth": truth})
     return samples
 

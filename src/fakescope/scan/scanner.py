@@ -476,14 +476,14 @@ class Scanner:
                 fields["heatmap"] = str(target)
             if masks_dir is not None:
                 left, top, right, bottom = squares[key]
-                probability = maps.at(j, (bottom - top, right - left))
                 target = masks_dir / f"{name}_mask.png"
-                Image.fromarray(np.round(probability * 255.0).astype(np.uint8)).save(target)  # 2-D uint8: mode L
+                _write_gray(target, maps.at(j, (bottom - top, right - left)))
                 fields["mask"] = str(target)
             written[key] = fields
 
 
 def _write_gray(target: Path, probability: np.ndarray) -> None:
+    """A [0, 1] map as a grayscale PNG, P x 255 (2-D uint8: mode L)."""
     from PIL import Image
 
     Image.fromarray(np.round(np.clip(probability, 0, 1) * 255.0).astype(np.uint8)).save(target)

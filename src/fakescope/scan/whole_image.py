@@ -99,10 +99,8 @@ class WholeImageScorer:
 
 
 def _attribution_classes(detector) -> Optional[list[str]]:
-    model = getattr(detector, "model", None)
-    classes = getattr(model, "attribution_classes", None) if model is not None else None
-    if classes is None:
-        classes = (getattr(detector, "provenance", None) or {}).get("attribution_classes")
+    """The attribution head's class names (a PyTorch model's; an ONNX detector has none)."""
+    classes = getattr(getattr(detector, "model", None), "attribution_classes", None)
     return list(classes) if classes else None
 
 

@@ -215,10 +215,7 @@ def create_app(config: ServeConfig) -> FastAPI:
             info = await _check_media(prober, upload, config.limits, filename)
         except UploadError as exc:
             shutil.rmtree(folder, ignore_errors=True)
-            return _error(exc.status_code, exc.message)
-        except _Refused as exc:
-            shutil.rmtree(folder, ignore_errors=True)
-            return _error(exc.status_code, exc.message, exc.code)
+            return _error(exc.status_code, exc.message, exc.status)
         except ClientDisconnect:
             shutil.rmtree(folder, ignore_errors=True)
             return _error(400, "the client went away during the upload")
@@ -341,12 +338,6 @@ def create_app(config: ServeConfig) -> FastAPI:
     return app
 
 
-class _Refused(Exception):
-    def __init__(self, status_code: int, code: str, message: str):
-        super().__init__(message)
-        self.status_code, self.code, self.message = status_code, code, message
-
-
 # limits the CLI applies, refused at upload (before any work): status -> HTTP status
 _LIMIT_STATUS = {"too_large": 413, "too_long": 413, "empty_file": 422}
 
@@ -360,9 +351,9 @@ async def _check_media(prober: Prober, path: Path, limits: MediaLimits, filename
         return MediaInfo(**answer[1])
     _, code, message = answer
     if answer[0] == "crashed":
-        raise _Refused(422, "corrupt", f"{filename}: {message}; not queued")
+        raise UploadError(422, f"{filename}: {message}; not queued", "corrupt")
     if code in _LIMIT_STATUS:
-        raise _Refused(_LIMIT_STATUS[code], code, message.replace(str(path), filename))
+        raise UploadError(_LIMIT_STATUS[code], message.replace(str(path), filename), code)
     return None
 
 

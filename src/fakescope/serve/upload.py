@@ -13,10 +13,14 @@ FIELD = "file"  # the form field that carries the media file
 
 
 class UploadError(Exception):
-    def __init__(self, status_code: int, message: str):
+    """An upload refused with an HTTP status; `status` is the scan status behind it, where there is one
+    (too_large, too_long, ...: the file's limits, checked from its header)."""
+
+    def __init__(self, status_code: int, message: str, status: str | None = None):
         super().__init__(message)
         self.status_code = status_code
         self.message = message
+        self.status = status
 
 
 def display_name(raw: str) -> str:
